@@ -1,0 +1,47 @@
+# Every target sets up what it needs (virtualenv, dependencies) first; `make help` lists them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+RUNS   ?= 1000000
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint fmt seed migrate bench clean-db
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q --upgrade pip
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the service with its dev tools
+
+run: $(STAMP) ## Serve on http://localhost:8000 with reload (embedded PostgreSQL unless DATABASE_URL/DB_* is set)
+	$(BIN)/python app.py --reload
+
+test: $(STAMP) ## Run the tests against a real PostgreSQL (embedded, or DATABASE_URL/DB_* when set)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+fmt: $(STAMP) ## Format and auto-fix with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+migrate: $(STAMP) ## Create missing tables and indexes in the configured database, then exit
+	$(BIN)/python -m db.migrate
+
+seed: $(STAMP) ## Fill the database with realistic demo runs, states and checkpoints (N=500)
+	$(BIN)/python -m db.seed --runs $${N:-500}
+
+bench: $(STAMP) ## Benchmark against the FastAPI + asyncpg peer at RUNS runs (default 1,000,000)
+	RUNS=$(RUNS) bash bench/run.sh
+
+clean-db: ## Delete the embedded database's data folder (.pgdata); stop `make run` first
+	rm -rf .pgdata

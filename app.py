@@ -1,0 +1,123 @@
+"""The Migration-Accelerators API: `create_app()` builds it; `python app.py` or `uvicorn app:app` serve it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+from litestar import Litestar
+from litestar.logging.config import LoggingConfig
+
+from config import ConfigError, Settings, load_settings
+from controllers.runs import RunsController
+from controllers.stats import StatsController
+from controllers.steps import StepsController
+from controllers.system import API_DESCRIPTION, API_NAME, API_VERSION, SystemController
+from db.embedded import start_embedded
+from db.pool import create_pool
+from db.schema import ensure_schema
+from docs_site import openapi_config, static_routers
+from errors import EXCEPTION_HANDLERS
+
+logger = logging.getLogger("migration_api")
+
+
+@asynccontextmanager
+async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Start the embedded server if no database is configured, bring the schema up, open the pool."""
+    settings: Settings = app.state.settings
+    embedded = None
+    url = settings.database_url
+    if url is None:
+        embedded = await anyio.to_thread.run_sync(start_embedded, settings.embedded_pg_dir)
+        url = embedded.url
+    try:
+        version = 0
+        if settings.migrate_on_start:
+            report = await anyio.to_thread.run_sync(ensure_schema, url, settings.db_schema)
+            version = report.version
+        pool = create_pool(url, settings)
+        await pool.open(wait=True, timeout=max(settings.pool_timeout, 10.0))
+        app.state.pool = pool
+        app.state.embedded = embedded
+        app.state.schema_version = version
+        try:
+            yield
+        finally:
+            await pool.close()
+    finally:
+        if embedded is not None:
+            await anyio.to_thread.run_sync(embedded.stop)
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the application; reads the environment only when no settings are given."""
+    settings = settings or load_settings()
+    return Litestar(
+        route_handlers=[SystemController, RunsController, StepsController, StatsController, *static_routers()],
+        lifespan=[database_lifespan],
+        state=_initial_state(settings),
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=openapi_config(title=API_NAME, version=API_VERSION, description=API_DESCRIPTION),
+        logging_config=LoggingConfig(
+            root={"level": settings.log_level, "handlers": ["queue_listener"]},
+            log_exceptions="never",  # errors.py logs every 5xx once, with method and path
+        ),
+        request_max_body_size=settings.request_max_body_size,
+        debug=settings.debug,
+    )
+
+
+def _initial_state(settings: Settings) -> Any:
+    from litestar.datastructures import State
+
+    return State({"settings": settings, "embedded": None, "schema_version": 0})
+
+
+_app: Litestar | None = None
+
+
+def __getattr__(name: str) -> Litestar:
+    # `uvicorn app:app` needs a module attribute; building it lazily keeps imports side-effect free.
+    global _app
+    if name != "app":
+        raise AttributeError(name)
+    if _app is None:
+        try:
+            _app = create_app()
+        except ConfigError as exc:
+            raise SystemExit(f"configuration error: {exc}") from None
+    return _app
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description="Serve the Migration-Accelerators API (HOST/PORT from the env).")
+    parser.add_argument("--reload", action="store_true", help="restart when a source file changes")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (not with --reload)")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        sys.exit(f"configuration error: {exc}")
+    uvicorn.run(
+        "app:app",
+        host=settings.host,
+        port=settings.port,
+        reload=args.reload,
+        workers=None if args.reload else args.workers,
+        timeout_graceful_shutdown=5,
+        log_level=settings.log_level.lower(),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The connection pool every repository shares."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg.types.json import set_json_dumps, set_json_loads
+from psycopg_pool import AsyncConnectionPool
+
+from config import Settings
+
+# A connection idle for longer than this is checked before use; a busy pool skips the check,
+# which would otherwise add one round trip to every request.
+IDLE_CHECK_SECONDS = 2.0
+
+
+def connection_options(settings: Settings) -> str:
+    """libpq `options`: schema search path, statement timeout and UTC timestamps."""
+    return (
+        f"-c search_path={settings.db_schema},public"
+        f" -c statement_timeout={settings.statement_timeout_ms}"
+        " -c TimeZone=UTC"
+    )
+
+
+async def _check_if_idle(conn: psycopg.AsyncConnection[Any]) -> None:
+    returned_at = getattr(conn, "_migration_api_returned_at", 0.0)
+    if time.monotonic() - returned_at > IDLE_CHECK_SECONDS:
+        await AsyncConnectionPool.check_connection(conn)
+
+
+async def _mark_returned(conn: psycopg.AsyncConnection[Any]) -> None:
+    conn._migration_api_returned_at = time.monotonic()  # type: ignore[attr-defined]
+
+
+def create_pool(url: str, settings: Settings) -> AsyncConnectionPool:
+    """A pool of autocommit connections (opened by the caller with `await pool.open()`)."""
+    # msgspec parses and writes JSONB several times faster than the json module.
+    set_json_loads(msgspec.json.decode)
+    set_json_dumps(msgspec.json.encode)
+    return AsyncConnectionPool(
+        url,
+        open=False,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        timeout=settings.pool_timeout,
+        check=_check_if_idle,
+        reset=_mark_returned,
+        name="migration-api",
+        kwargs={
+            "autocommit": True,
+            "options": connection_options(settings),
+            "application_name": "migration-api",
+        },
+    )

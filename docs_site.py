@@ -1,0 +1,119 @@
+"""OpenAPI docs pages (Swagger UI, ReDoc, Stoplight Elements) that work without internet access.
+
+Litestar's render plugins load their scripts, styles, fonts and favicon from CDNs by default, which
+leaves a blank page on an air-gapped site. Here every asset URL points at ``/_static/...`` routes
+served by this service: Swagger UI comes from the ``swagger-ui-bundle-v2`` wheel, ReDoc and Elements
+are vendored under ``static/vendor`` (see ``static/vendor/README.md``).
+
+Usage::
+
+    Litestar(route_handlers=[..., *static_routers()], openapi_config=openapi_config(title=..., ...))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import swagger_ui_bundle
+from litestar import Router
+from litestar.datastructures import CacheControlHeader
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import (
+    JsonRenderPlugin,
+    RedocRenderPlugin,
+    StoplightRenderPlugin,
+    SwaggerRenderPlugin,
+)
+from litestar.routes import BaseRoute
+from litestar.static_files import create_static_files_router
+from litestar.types import ControllerRouterHandler
+
+VENDOR_DIR = Path(__file__).parent / "static" / "vendor"
+SWAGGER_DIR = Path(swagger_ui_bundle.swagger_ui_path)
+STATIC_PREFIX = "/_static"
+
+# The default favicon is a CDN URL; an empty data: URL also stops the browser asking for /favicon.ico.
+_FAVICON = "<link rel='icon' href='data:,'>"
+# URLs carry no version, so keep the cache short enough that an upgrade shows up within a day.
+_CACHE = CacheControlHeader(public=True, max_age=86_400)
+_CATCH_ALL = "/{path:str}"
+
+
+class _DocsRouter(Router):
+    """Router for the docs pages that refuses the two routes Litestar adds on its own.
+
+    Litestar 2.25 builds the docs router at ``OpenAPIConfig.path`` and always adds (a) the first
+    plugin at the router's ``/`` and (b) a catch-all ``GET /{path:str}`` that answers with an HTML 404.
+    Mounted at ``/``, (a) collides with the app's own ``GET /`` (``ImproperlyConfiguredException:
+    Handler already registered for path '/'``) and (b) swallows every unknown single-segment path
+    (``GET /nope`` -> HTML 404, ``POST /nope`` -> 405) instead of the JSON ``{"status_code", "detail"}``
+    error the API promises. A docs prefix such as ``/schema`` would avoid both but move the pages
+    to ``/schema/docs`` etc. So the router stays at ``/`` and simply drops those two routes.
+    """
+
+    def register(self, value: ControllerRouterHandler) -> list[BaseRoute]:
+        if isinstance(value, HTTPRouteHandler):
+            if _CATCH_ALL in value.paths:
+                return []
+            value.paths.discard("/")
+            if not value.paths:
+                return []
+        return super().register(value)
+
+
+def openapi_config(*, title: str, version: str, description: str) -> OpenAPIConfig:
+    """Docs at /docs (Swagger UI), /redoc, /elements and the schema at /openapi.json, all offline."""
+    swagger = f"{STATIC_PREFIX}/swagger"
+    return OpenAPIConfig(
+        title=title,
+        version=version,
+        description=description,
+        # Routing uses `openapi_router` (mounted at "/"), which makes Litestar ignore `path`; the CLI
+        # still reads it to print where the docs live and to hide doc routes in `litestar routes`,
+        # where "/" would hide every route.
+        path="/docs",
+        openapi_router=_DocsRouter(path="/", route_handlers=[], include_in_schema=False),
+        render_plugins=[
+            # First plugin = the docs root; kept first although _DocsRouter drops that "/" route.
+            SwaggerRenderPlugin(
+                path="/docs",
+                favicon=_FAVICON,
+                js_url=f"{swagger}/swagger-ui-bundle.js",
+                css_url=f"{swagger}/swagger-ui.css",
+                standalone_preset_js_url=f"{swagger}/swagger-ui-standalone-preset.js",
+            ),
+            RedocRenderPlugin(
+                path="/redoc",
+                favicon=_FAVICON,
+                google_fonts=False,
+                js_url=f"{STATIC_PREFIX}/redoc/bundles/redoc.standalone.js",
+            ),
+            StoplightRenderPlugin(
+                path="/elements",
+                favicon=_FAVICON,
+                js_url=f"{STATIC_PREFIX}/elements/web-components.min.js",
+                css_url=f"{STATIC_PREFIX}/elements/styles.min.css",
+            ),
+            JsonRenderPlugin(path="/openapi.json", favicon=_FAVICON),
+        ],
+    )
+
+
+def static_routers() -> list[Router]:
+    """Routers serving the docs pages' scripts and styles under /_static/{swagger,redoc,elements}."""
+    sources = {
+        "swagger": SWAGGER_DIR,
+        "redoc": VENDOR_DIR / "redoc",
+        "elements": VENDOR_DIR / "elements",
+    }
+    return [
+        create_static_files_router(
+            path=f"{STATIC_PREFIX}/{name}",
+            directories=[directory],
+            name=f"docs-static-{name}",
+            cache_control=_CACHE,
+            include_in_schema=False,
+        )
+        for name, directory in sources.items()
+    ]

