@@ -42,6 +42,14 @@ class PreconditionFailed(DomainError):
     status_code = 412
 
 
+class PayloadTooLarge(DomainError):
+    status_code = 413
+
+
+class ServiceUnavailable(DomainError):
+    status_code = 503
+
+
 def _body(status_code: int, detail: str, extra: Any = None) -> dict[str, Any]:
     body: dict[str, Any] = {"status_code": status_code, "detail": detail}
     if extra:
@@ -82,6 +90,9 @@ def _classify(exc: Exception, request: Request[Any, Any, Any]) -> tuple[int, str
         return 409, f"conflict with an existing row: {_diag(exc)}"
     if isinstance(exc, pg.ForeignKeyViolation):
         return 409, f"the database refused the write (foreign key): {_diag(exc)}"
+    if isinstance(exc, pg.CheckViolation) and exc.diag.table_name == "migration_runs":
+        # The engines' own schema may allow fewer statuses than the API does.
+        return 422, f"the database refused the write (a CHECK constraint of this database): {_diag(exc)}"
     if isinstance(exc, pg.CheckViolation | pg.NotNullViolation | pg.ExclusionViolation):
         return 422, f"the database refused the write: {_diag(exc)}"
     if isinstance(exc, pg.RaiseException | pg.TriggeredActionException):
@@ -90,6 +101,8 @@ def _classify(exc: Exception, request: Request[Any, Any, Any]) -> tuple[int, str
         return 503, "database query timed out (statement_timeout); try a narrower query"
     if isinstance(exc, pg.InsufficientPrivilege):
         return 503, f"the database user lacks a privilege this operation needs: {_diag(exc)}"
+    if isinstance(exc, pg.ProgramLimitExceeded | pg.StatementTooComplex):
+        return 413, f"the database refused a value as too large or too deeply nested: {_diag(exc)}"
     if isinstance(exc, psycopg.DataError):
         return 422, f"the database refused a value: {str(exc).strip()}"
     if isinstance(exc, psycopg.OperationalError):

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Annotated, Any
 
-from litestar.datastructures import State
+import msgspec
+from litestar import Request
+from litestar.datastructures import ResponseHeader, State
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import PathParameter
+from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
 from dto.common import ErrorResponse
-from errors import DomainError
+from dto.runs import RunRead
+from errors import DomainError, PreconditionFailed
 from repositories.checkpoints import CheckpointsRepository
+from repositories.idempotency import REPLAYED_HEADER, IdempotencyStore
 from repositories.runs import RunsRepository
 from repositories.states import StatesRepository
 from repositories.stats import StatsRepository
@@ -25,14 +30,80 @@ RunIdPath = Annotated[
     ),
 ]
 
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        description=(
+            "Makes a retry safe: a repeat with the same key and body gets the first response again "
+            "(same id and status, header `Idempotency-Replayed: true`) and creates nothing; the same key "
+            "with another body is 422. Keys expire after `IDEMPOTENCY_TTL_HOURS` (24 h by default)."
+        ),
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        required=False,
+    ),
+]
+IfMatchHeader = Annotated[
+    str | None,
+    HeaderParameter(
+        name="If-Match",
+        description=(
+            "Apply the write only if the run's current ETag is one of these (comma-separated, `*` for any; "
+            "a `W/` prefix is ignored): otherwise 412 and nothing changes. Without it the write applies."
+        ),
+        max_length=2000,
+        required=False,
+    ),
+]
+IfNoneMatchHeader = Annotated[
+    str | None,
+    HeaderParameter(
+        name="If-None-Match",
+        description="ETag(s) the client holds: 304 with no body when the run still matches one of them",
+        max_length=2000,
+        required=False,
+    ),
+]
+ETAG_HEADER = ResponseHeader(
+    name="ETag",
+    description="Version of the run (a hash of all its fields); send it back in `If-Match` / `If-None-Match`",
+    documentation_only=True,
+)
+REPLAYED_RESPONSE_HEADER = ResponseHeader(
+    name=REPLAYED_HEADER,
+    description="`true` when this is the stored response to an earlier request with the same `Idempotency-Key`",
+    documentation_only=True,
+)
+
+NOT_MODIFIED = ResponseSpec(
+    data_container=None,
+    description="Not modified: the run still matches `If-None-Match`; no body",
+    generate_examples=False,
+)
+ForceDelete = Annotated[bool, QueryParameter(description="Delete even a run that is running or paused (otherwise 409)")]
+LateReport = Annotated[
+    bool,
+    QueryParameter(
+        description=(
+            "A late report: append even though the run has finished (completed, failed, cancelled); "
+            "without it such an append is 409"
+        )
+    ),
+]
+
 _ERROR_TEXT = {
     400: "Bad request: a parameter or body field is invalid (named in `detail` / `extra`)",
     404: "Not found",
-    409: "Conflict with the stored state (`detail` says which)",
-    412: "Precondition failed: the run changed since the given `If-Match` ETag",
+    409: "Conflict with the stored state (`detail` says which: a lifecycle rule, a taken step_order, ...)",
+    412: "Precondition failed: the run changed since the given `If-Match` ETag (the current one is in `ETag`)",
     413: "Request body too large",
-    422: "The database refused the write (a constraint it carries); `detail` says which",
-    503: "Database unavailable or too slow; nothing was changed",
+    422: (
+        "The database refused the write (a constraint it carries), or an `Idempotency-Key` was reused "
+        "with another body; `detail` says which"
+    ),
+    503: "Database unavailable or too slow, or `Idempotency-Key` cannot be honoured; nothing was changed",
 }
 
 
@@ -66,6 +137,46 @@ async def provide_checkpoints_repo(state: State) -> CheckpointsRepository:
 
 async def provide_stats_repo(state: State) -> StatsRepository:
     return StatsRepository(state.pool)
+
+
+async def provide_idempotency(state: State) -> IdempotencyStore:
+    return IdempotencyStore(state.pool, state.settings.idempotency_ttl_hours * 3600)
+
+
+def write_scope(request: Request[Any, Any, Any]) -> str:
+    """What an idempotency key is scoped to: the method and the path (trailing slash ignored)."""
+    return f"{request.method} {request.url.path.rstrip('/')}"
+
+
+def run_etag(run: RunRead) -> str:
+    """A strong ETag over all ten fields, so that any change (by an engine too) changes it."""
+    return '"' + hashlib.blake2b(msgspec.json.encode(run), digest_size=12).hexdigest() + '"'
+
+
+def etag_matches(header: str, tag: str) -> bool:
+    """Whether an If-Match / If-None-Match list names `tag` (`*` matches any; `W/` is ignored:
+    our tags hash the content, and proxies that compress often weaken them)."""
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate == "*":
+            return True
+        if candidate.startswith("W/"):
+            candidate = candidate[2:]
+        if candidate == tag or (candidate and not candidate.startswith('"') and f'"{candidate}"' == tag):
+            return True
+    return False
+
+
+def require_if_match(header: str | None, run: RunRead) -> None:
+    """Raise 412 (with the current ETag) when `If-Match` is given and names another version."""
+    if header is None:
+        return
+    tag = run_etag(run)
+    if not etag_matches(header, tag):
+        raise PreconditionFailed(
+            f"run {run.id} has changed since the version in If-Match (now {tag}); read it again and retry",
+            headers={"ETag": tag},
+        )
 
 
 def run_location(run_id: Any) -> str:

@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any, cast
 
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, QueryParameter
 
+import lifecycle
 from controllers.common import (
+    ETAG_HEADER,
+    NOT_MODIFIED,
+    REPLAYED_RESPONSE_HEADER,
+    ForceDelete,
+    IdempotencyKeyHeader,
+    IfMatchHeader,
+    IfNoneMatchHeader,
     RunIdPath,
     error_responses,
+    etag_matches,
     parse_run_id,
+    provide_idempotency,
     provide_runs_repo,
+    require_if_match,
+    run_etag,
     run_location,
+    write_scope,
 )
-from dto.runs import RunCreate, RunRead, RunUpdate
-from errors import DomainError
-from repositories.runs import RunFilters, RunsRepository
+from dto.runs import CancelRequest, RunCreate, RunRead, RunUpdate
+from errors import Conflict, DomainError
+from repositories.idempotency import IdempotencyStore, Outcome, request_hash
+from repositories.runs import LockedRun, RunFilters, RunsRepository
 
 RecordTypeFilter = Annotated[
     str | None, QueryParameter(description="Only runs of this record type (exact match)", max_length=100)
@@ -49,7 +64,7 @@ SearchTerm = Annotated[
 class RunsController(Controller):
     path = "/api/v1/migrations"
     tags = ["Runs"]
-    dependencies = {"runs_repo": Provide(provide_runs_repo)}
+    dependencies = {"runs_repo": Provide(provide_runs_repo), "idempotency": Provide(provide_idempotency)}
 
     @get(
         "/",
@@ -96,53 +111,134 @@ class RunsController(Controller):
         "/{run_id:str}",
         operation_id="GetMigrationRun",
         summary="Get one run",
-        responses=error_responses(404),
+        responses={**error_responses(404), 304: NOT_MODIFIED},
+        response_headers=[ETAG_HEADER],
     )
-    async def get_run(self, runs_repo: NamedDependency[RunsRepository], run_id: RunIdPath) -> RunRead:
-        """The run with this id."""
+    async def get_run(
+        self,
+        runs_repo: NamedDependency[RunsRepository],
+        run_id: RunIdPath,
+        if_none_match: IfNoneMatchHeader = None,
+    ) -> Response[RunRead]:
+        """The run with this id, with its `ETag`; 304 when `If-None-Match` names it."""
         run = await runs_repo.get(parse_run_id(run_id))
         if run is None:
             raise NotFoundException(detail=f"migration run {run_id} not found")
-        return run
+        tag = run_etag(run)
+        if if_none_match is not None and etag_matches(if_none_match, tag):
+            return cast("Response[RunRead]", Response(b"", status_code=304, headers={"ETag": tag}))
+        return Response(run, headers={"ETag": tag})
 
     @post(
         "/",
         operation_id="CreateMigrationRun",
         summary="Create a run",
-        responses=error_responses(409, 422),
-        response_headers=[ResponseHeader(name="Location", description="URL of the new run", documentation_only=True)],
+        responses=error_responses(409, 413, 422),
+        response_headers=[
+            ResponseHeader(name="Location", description="URL of the new run", documentation_only=True),
+            ETAG_HEADER,
+            REPLAYED_RESPONSE_HEADER,
+        ],
     )
     async def create_run(
-        self, runs_repo: NamedDependency[RunsRepository], data: JSONBody[RunCreate]
+        self,
+        request: Request[Any, Any, Any],
+        runs_repo: NamedDependency[RunsRepository],
+        idempotency: NamedDependency[IdempotencyStore],
+        data: JSONBody[RunCreate],
+        idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response[RunRead]:
-        """Store a new run; 201 with its URL in `Location`."""
-        run = await runs_repo.create(data, {})
-        return Response(run, status_code=201, headers={"Location": run_location(run.id)})
+        """Store a new run; 201 with its URL in `Location`. Honours `Idempotency-Key`."""
+        columns = lifecycle.plan_create(data.columns(), datetime.now(UTC))
+
+        async def create(conn: Any) -> Outcome[RunRead]:
+            run = await runs_repo.create(columns, conn)
+            return Outcome(201, run, {"Location": run_location(run.id), "ETag": run_etag(run)})
+
+        scope = write_scope(request)
+        fingerprint = request_hash(scope, request.url.query, data)
+        done = await idempotency.once(idempotency_key, scope, fingerprint, create, RunRead)
+        return Response(done.body, status_code=done.status_code, headers=done.headers)
 
     @patch(
         "/{run_id:str}",
         operation_id="UpdateMigrationRun",
         summary="Update some fields of a run",
-        responses=error_responses(404, 409, 422),
+        responses=error_responses(404, 409, 412, 413, 422),
+        response_headers=[ETAG_HEADER],
     )
     async def update_run(
-        self, runs_repo: NamedDependency[RunsRepository], run_id: RunIdPath, data: JSONBody[RunUpdate]
-    ) -> RunRead:
-        """Change only the fields sent; `updated_at` is set by the server."""
-        rid = parse_run_id(run_id)
-        changes = data.changes()
-        run = await runs_repo.update(rid, changes) if changes else await runs_repo.get(rid)
-        if run is None:
-            raise NotFoundException(detail=f"migration run {run_id} not found")
-        return run
+        self,
+        runs_repo: NamedDependency[RunsRepository],
+        run_id: RunIdPath,
+        data: JSONBody[RunUpdate],
+        if_match: IfMatchHeader = None,
+    ) -> Response[RunRead]:
+        """Change only the fields sent; a `status` change follows the lifecycle (409 otherwise)."""
+        async with runs_repo.locked(parse_run_id(run_id)) as locked:
+            current = _found(locked, run_id)
+            require_if_match(if_match, current.run)
+            changes = lifecycle.plan_update(current.run.status, current.run.created_at, data.changes(), current.now)
+            run = await current.update(changes) if changes else current.run
+        return Response(run, headers={"ETag": run_etag(run)})
+
+    @post(
+        "/{run_id:str}/cancel",
+        operation_id="CancelMigrationRun",
+        summary="Cancel a run",
+        status_code=200,
+        responses=error_responses(404, 409, 412, 422),
+        response_headers=[ETAG_HEADER],
+    )
+    async def cancel_run(
+        self,
+        runs_repo: NamedDependency[RunsRepository],
+        run_id: RunIdPath,
+        data: JSONBody[CancelRequest | None] = None,
+        if_match: IfMatchHeader = None,
+    ) -> Response[RunRead]:
+        """Move the run to 'cancelled' (an optional `reason` goes to `error_message`); a no-op if it already is."""
+        async with runs_repo.locked(parse_run_id(run_id)) as locked:
+            current = _found(locked, run_id)
+            require_if_match(if_match, current.run)
+            run = current.run
+            if run.status != lifecycle.CANCELLED:
+                changes: dict[str, Any] = {"status": lifecycle.CANCELLED}
+                if data is not None and data.reason is not None:
+                    changes["error_message"] = data.reason
+                run = await current.update(lifecycle.plan_update(run.status, run.created_at, changes, current.now))
+        return Response(run, headers={"ETag": run_etag(run)})
 
     @delete(
         "/{run_id:str}",
         operation_id="DeleteMigrationRun",
         summary="Delete a run with its states and checkpoints",
-        responses=error_responses(404, 409),
+        responses=error_responses(404, 409, 412),
     )
-    async def delete_run(self, runs_repo: NamedDependency[RunsRepository], run_id: RunIdPath) -> None:
-        """Delete the run, its states and its checkpoints in one transaction; 204."""
-        if not await runs_repo.delete(parse_run_id(run_id)):
-            raise NotFoundException(detail=f"migration run {run_id} not found")
+    async def delete_run(
+        self,
+        runs_repo: NamedDependency[RunsRepository],
+        run_id: RunIdPath,
+        force: ForceDelete = False,
+        if_match: IfMatchHeader = None,
+    ) -> None:
+        """Delete the run, its states and its checkpoints in one transaction; 204.
+
+        A running or paused run is deleted only with `force=true` (409 otherwise).
+        """
+        async with runs_repo.locked(parse_run_id(run_id)) as locked:
+            current = _found(locked, run_id)
+            require_if_match(if_match, current.run)
+            status = current.run.status
+            if status in (lifecycle.RUNNING, lifecycle.PAUSED) and not force:
+                raise Conflict(
+                    f"run {run_id} is '{status}': an engine may still be writing to it; "
+                    "cancel it first, or pass force=true to delete it anyway"
+                )
+            await current.delete()
+
+
+def _found(locked: LockedRun | None, run_id: str) -> LockedRun:
+    if locked is None:
+        raise NotFoundException(detail=f"migration run {run_id} not found")
+    return locked

@@ -1,23 +1,56 @@
-"""A run's workflow step states and checkpoints."""
+"""A run's workflow step states and checkpoints: read them, and append them as an engine does."""
 
 from __future__ import annotations
 
-from litestar import Controller, get
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
+from litestar.params import JSONBody, PathParameter, QueryParameter
+from psycopg import AsyncConnection
 
+import lifecycle
 from controllers.common import (
+    REPLAYED_RESPONSE_HEADER,
+    IdempotencyKeyHeader,
+    LateReport,
     RunIdPath,
     error_responses,
     parse_run_id,
     provide_checkpoints_repo,
+    provide_idempotency,
     provide_runs_repo,
     provide_states_repo,
+    run_location,
+    write_scope,
 )
-from dto.steps import CheckpointRead, StateRead
+from dto.steps import (
+    CheckpointBatch,
+    CheckpointCreate,
+    CheckpointName,
+    CheckpointRead,
+    StateBatch,
+    StateCreate,
+    StateRead,
+)
+from errors import Conflict, DomainError, PayloadTooLarge
 from repositories.checkpoints import CheckpointsRepository
+from repositories.idempotency import IdempotencyStore, Outcome, request_hash
 from repositories.runs import RunsRepository
 from repositories.states import StatesRepository
+
+ItemIdPath = Annotated[str, PathParameter(description="The item's id, a UUID", format="uuid")]
+NameFilter = Annotated[CheckpointName | None, QueryParameter(description="Only checkpoints of this name (exact match)")]
+LOCATION_HEADER = ResponseHeader(
+    name="Location", description="URL of the new item (of the run's list, for a batch)", documentation_only=True
+)
+APPEND_HEADERS = [LOCATION_HEADER, REPLAYED_RESPONSE_HEADER]
 
 
 class StepsController(Controller):
@@ -27,6 +60,7 @@ class StepsController(Controller):
         "runs_repo": Provide(provide_runs_repo),
         "states_repo": Provide(provide_states_repo),
         "checkpoints_repo": Provide(provide_checkpoints_repo),
+        "idempotency": Provide(provide_idempotency),
     }
 
     @get(
@@ -49,6 +83,103 @@ class StepsController(Controller):
         return states
 
     @get(
+        "/states/latest",
+        operation_id="GetLatestRunState",
+        summary="A run's furthest step state",
+        responses=error_responses(404),
+    )
+    async def latest_state(
+        self,
+        runs_repo: NamedDependency[RunsRepository],
+        states_repo: NamedDependency[StatesRepository],
+        run_id: RunIdPath,
+    ) -> StateRead:
+        """The state with the highest `step_order` (the newest on ties); 404 when the run has none."""
+        rid = parse_run_id(run_id)
+        state = await states_repo.latest(rid)
+        if state is None:
+            raise await _missing(runs_repo, rid, run_id, "step states")
+        return state
+
+    @get(
+        "/states/{state_id:str}",
+        operation_id="GetRunState",
+        summary="One step state of a run",
+        responses=error_responses(404),
+    )
+    async def get_state(
+        self, states_repo: NamedDependency[StatesRepository], run_id: RunIdPath, state_id: ItemIdPath
+    ) -> StateRead:
+        """The state with this id, if it belongs to this run."""
+        state = await states_repo.get(parse_run_id(run_id), _parse_id("state_id", state_id))
+        if state is None:
+            raise NotFoundException(detail=f"state {state_id} of migration run {run_id} not found")
+        return state
+
+    @post(
+        "/states",
+        operation_id="AppendRunState",
+        summary="Append a step state to a run",
+        responses=error_responses(404, 409, 413, 422),
+        response_headers=APPEND_HEADERS,
+    )
+    async def append_state(
+        self,
+        request: Request[Any, Any, Any],
+        states_repo: NamedDependency[StatesRepository],
+        idempotency: NamedDependency[IdempotencyStore],
+        run_id: RunIdPath,
+        data: JSONBody[StateCreate],
+        late: LateReport = False,
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> Response[StateRead]:
+        """Record one step's state; `step_order` defaults to the next free number (409 if taken).
+
+        A finished run (completed, failed, cancelled) takes it only as a late report (`late=true`).
+        """
+        rid = parse_run_id(run_id)
+        _check_size(request, len(await request.body()), "the state")
+
+        async def append(conn: AsyncConnection[Any]) -> Outcome[StateRead]:
+            await _lock_open_run(conn, rid, late, "a step state")
+            [state] = await states_repo.insert_many(conn, rid, await _number_steps(conn, rid, [data]))
+            return Outcome(201, state, {"Location": f"{run_location(rid)}/states/{state.id}"})
+
+        return await _once(request, idempotency, idempotency_key, data, append, StateRead)
+
+    @post(
+        "/states/batch",
+        operation_id="AppendRunStates",
+        summary="Append several step states at once (all or nothing)",
+        responses=error_responses(404, 409, 413, 422),
+        response_headers=APPEND_HEADERS,
+    )
+    async def append_states(
+        self,
+        request: Request[Any, Any, Any],
+        states_repo: NamedDependency[StatesRepository],
+        idempotency: NamedDependency[IdempotencyStore],
+        run_id: RunIdPath,
+        data: JSONBody[StateBatch],
+        late: LateReport = False,
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> Response[list[StateRead]]:
+        """Record 1 to 1000 states in one transaction, in the order sent; if one is refused, none is stored.
+
+        States without `step_order` are numbered after the highest stored or sent one.
+        """
+        rid = parse_run_id(run_id)
+        for i, item in enumerate(data):
+            _check_size(request, len(msgspec.json.encode(item)), f"state [{i}]")
+
+        async def append(conn: AsyncConnection[Any]) -> Outcome[list[StateRead]]:
+            await _lock_open_run(conn, rid, late, "step states")
+            states = await states_repo.insert_many(conn, rid, await _number_steps(conn, rid, data))
+            return Outcome(201, states, {"Location": f"{run_location(rid)}/states"})
+
+        return await _once(request, idempotency, idempotency_key, data, append, list[StateRead])
+
+    @get(
         "/checkpoints",
         operation_id="ListRunCheckpoints",
         summary="A run's checkpoints, oldest first",
@@ -66,3 +197,170 @@ class StepsController(Controller):
         if not checkpoints and not await runs_repo.exists(rid):
             raise NotFoundException(detail=f"migration run {run_id} not found")
         return checkpoints
+
+    @get(
+        "/checkpoints/latest",
+        operation_id="GetLatestRunCheckpoint",
+        summary="A run's newest checkpoint, optionally of one name",
+        responses=error_responses(404),
+    )
+    async def latest_checkpoint(
+        self,
+        runs_repo: NamedDependency[RunsRepository],
+        checkpoints_repo: NamedDependency[CheckpointsRepository],
+        run_id: RunIdPath,
+        name: NameFilter = None,
+    ) -> CheckpointRead:
+        """The newest checkpoint of the run, or the newest named `name`: where an engine resumes from."""
+        rid = parse_run_id(run_id)
+        checkpoint = await checkpoints_repo.latest(rid, name)
+        if checkpoint is None:
+            raise await _missing(runs_repo, rid, run_id, "checkpoints" if name is None else f"checkpoint {name!r}")
+        return checkpoint
+
+    @get(
+        "/checkpoints/{checkpoint_id:str}",
+        operation_id="GetRunCheckpoint",
+        summary="One checkpoint of a run",
+        responses=error_responses(404),
+    )
+    async def get_checkpoint(
+        self,
+        checkpoints_repo: NamedDependency[CheckpointsRepository],
+        run_id: RunIdPath,
+        checkpoint_id: ItemIdPath,
+    ) -> CheckpointRead:
+        """The checkpoint with this id, if it belongs to this run (by name: `.../checkpoints/latest?name=`)."""
+        checkpoint = await checkpoints_repo.get(parse_run_id(run_id), _parse_id("checkpoint_id", checkpoint_id))
+        if checkpoint is None:
+            raise NotFoundException(detail=f"checkpoint {checkpoint_id} of migration run {run_id} not found")
+        return checkpoint
+
+    @post(
+        "/checkpoints",
+        operation_id="AppendRunCheckpoint",
+        summary="Append a checkpoint to a run",
+        responses=error_responses(404, 409, 413, 422),
+        response_headers=APPEND_HEADERS,
+    )
+    async def append_checkpoint(
+        self,
+        request: Request[Any, Any, Any],
+        checkpoints_repo: NamedDependency[CheckpointsRepository],
+        idempotency: NamedDependency[IdempotencyStore],
+        run_id: RunIdPath,
+        data: JSONBody[CheckpointCreate],
+        late: LateReport = False,
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> Response[CheckpointRead]:
+        """Record a checkpoint; a finished run takes it only as a late report (`late=true`)."""
+        rid = parse_run_id(run_id)
+        _check_size(request, len(await request.body()), "the checkpoint")
+
+        async def append(conn: AsyncConnection[Any]) -> Outcome[CheckpointRead]:
+            await _lock_open_run(conn, rid, late, "a checkpoint")
+            [checkpoint] = await checkpoints_repo.insert_many(conn, rid, [data])
+            return Outcome(201, checkpoint, {"Location": f"{run_location(rid)}/checkpoints/{checkpoint.id}"})
+
+        return await _once(request, idempotency, idempotency_key, data, append, CheckpointRead)
+
+    @post(
+        "/checkpoints/batch",
+        operation_id="AppendRunCheckpoints",
+        summary="Append several checkpoints at once (all or nothing)",
+        responses=error_responses(404, 409, 413, 422),
+        response_headers=APPEND_HEADERS,
+    )
+    async def append_checkpoints(
+        self,
+        request: Request[Any, Any, Any],
+        checkpoints_repo: NamedDependency[CheckpointsRepository],
+        idempotency: NamedDependency[IdempotencyStore],
+        run_id: RunIdPath,
+        data: JSONBody[CheckpointBatch],
+        late: LateReport = False,
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> Response[list[CheckpointRead]]:
+        """Record 1 to 1000 checkpoints in one transaction, in the order sent; all or nothing."""
+        rid = parse_run_id(run_id)
+        for i, item in enumerate(data):
+            _check_size(request, len(msgspec.json.encode(item)), f"checkpoint [{i}]")
+
+        async def append(conn: AsyncConnection[Any]) -> Outcome[list[CheckpointRead]]:
+            await _lock_open_run(conn, rid, late, "checkpoints")
+            checkpoints = await checkpoints_repo.insert_many(conn, rid, data)
+            return Outcome(201, checkpoints, {"Location": f"{run_location(rid)}/checkpoints"})
+
+        return await _once(request, idempotency, idempotency_key, data, append, list[CheckpointRead])
+
+
+def _parse_id(name: str, raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise DomainError(f"{name} must be a UUID, got {raw!r}") from None
+
+
+async def _missing(runs_repo: RunsRepository, rid: uuid.UUID, run_id: str, what: str) -> NotFoundException:
+    if not await runs_repo.exists(rid):
+        return NotFoundException(detail=f"migration run {run_id} not found")
+    return NotFoundException(detail=f"migration run {run_id} has no {what}")
+
+
+def _check_size(request: Request[Any, Any, Any], size: int, what: str) -> None:
+    limit: int = request.app.state.settings.max_state_bytes
+    if size > limit:
+        raise PayloadTooLarge(f"{what} is {size} bytes, over the limit of {limit} bytes per state (MAX_STATE_BYTES)")
+
+
+async def _lock_open_run(conn: AsyncConnection[Any], rid: uuid.UUID, late: bool, what: str) -> None:
+    """Lock the run for the append (404 if none); refuse a finished run unless this is a late report."""
+    locked = await RunsRepository.lock(conn, rid)
+    if locked is None:
+        raise NotFoundException(detail=f"migration run {rid} not found")
+    status = locked.run.status
+    if lifecycle.is_terminal(status) and not late:
+        raise Conflict(
+            f"run {rid} is '{status}', a final status: appending {what} is refused; "
+            "if this is a late report of work done before the run ended, pass late=true"
+        )
+
+
+async def _number_steps(
+    conn: AsyncConnection[Any], rid: uuid.UUID, states: Sequence[StateCreate]
+) -> list[tuple[StateCreate, int]]:
+    """Each state with its step_order: as sent (409 if taken or sent twice), else after the highest."""
+    given = [s.step_order for s in states if s.step_order is not None]
+    repeated = sorted(o for o, n in Counter(given).items() if n > 1)
+    if repeated:
+        raise Conflict(f"step_order {', '.join(map(str, repeated))} is sent more than once in this batch")
+    taken = await StatesRepository.taken_step_orders(conn, rid, given) if given else []
+    if taken:
+        raise Conflict(
+            f"step_order {', '.join(map(str, taken))} is already taken in run {rid}; "
+            "leave step_order out to get the next free number"
+        )
+    following = 0
+    if len(given) < len(states):
+        following = max([await StatesRepository.next_step_order(conn, rid) - 1, *given]) + 1
+    numbered: list[tuple[StateCreate, int]] = []
+    for state in states:
+        if state.step_order is None:
+            numbered.append((state, following))
+            following += 1
+        else:
+            numbered.append((state, state.step_order))
+    return numbered
+
+
+async def _once(
+    request: Request[Any, Any, Any],
+    idempotency: IdempotencyStore,
+    key: str | None,
+    data: Any,
+    action: Any,
+    body_type: Any,
+) -> Response[Any]:
+    scope = write_scope(request)
+    done = await idempotency.once(key, scope, request_hash(scope, request.url.query, data), action, body_type)
+    return Response(done.body, status_code=done.status_code, headers=done.headers)

@@ -105,6 +105,29 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             ),
         ),
     ),
+    Migration(
+        3,
+        "idempotency keys: the first response to each keyed POST, until it expires",
+        statements=(
+            """CREATE TABLE IF NOT EXISTS migration_api_idempotency_keys (
+                key TEXT NOT NULL,
+                scope TEXT NOT NULL,
+                request_hash TEXT NOT NULL,
+                status_code INTEGER NOT NULL,
+                response_body BYTEA NOT NULL,
+                headers JSONB NOT NULL DEFAULT '{}',
+                created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                expires_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (key, scope))""",
+        ),
+        indexes=(
+            Index(
+                "migration_api_idempotency_keys",
+                "migration_api_idempotency_keys_expires_at_idx",
+                "btree (expires_at)",
+            ),
+        ),
+    ),
 )
 
 

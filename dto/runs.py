@@ -55,7 +55,11 @@ class RunRead(msgspec.Struct):
 
 
 class RunCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A new run. The server sets `id` (unless given), the timestamps, and `status` 'running'."""
+    """A new run. The server sets `id` (unless given), the timestamps, and `status` 'running'.
+
+    Created in a final status (completed, failed, cancelled), the run gets `completed_at`,
+    `total_duration` and `success` derived unless given; on an unfinished run they must be absent.
+    """
 
     file_path: FilePath
     record_type: RecordType
@@ -67,9 +71,27 @@ class RunCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     success: bool | None = None
     error_message: ErrorMessage | None = None
 
+    def columns(self) -> dict[str, object]:
+        """Every field by column name, `status` as its text; `id` is generated when not given."""
+        return {
+            "id": self.id or uuid.uuid4(),
+            "file_path": self.file_path,
+            "record_type": self.record_type,
+            "status": self.status.value,
+            "created_at": self.created_at,
+            "completed_at": self.completed_at,
+            "total_duration": self.total_duration,
+            "success": self.success,
+            "error_message": self.error_message,
+        }
+
 
 class RunUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A partial update: only the fields sent change; `updated_at` is set by the server."""
+    """A partial update: only the fields sent change; `updated_at` is set by the server.
+
+    A `status` change must be allowed by the lifecycle (409 otherwise); entering a final status
+    derives `completed_at`, `total_duration` and `success` unless they are sent.
+    """
 
     file_path: FilePath | msgspec.UnsetType = msgspec.UNSET
     record_type: RecordType | msgspec.UnsetType = msgspec.UNSET
@@ -86,3 +108,9 @@ class RunUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             for f in self.__struct_fields__
             if (v := getattr(self, f)) is not msgspec.UNSET
         }
+
+
+class CancelRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Why the run is cancelled; kept in the run's `error_message`."""
+
+    reason: ErrorMessage | None = None

@@ -7,14 +7,16 @@ transaction of its own; a write that takes several statements opens one explicit
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any, Final
 
-from psycopg import sql
+from psycopg import AsyncConnection, sql
 from psycopg.rows import args_row
 from psycopg_pool import AsyncConnectionPool
 
-from dto.runs import RunCreate, RunRead
+from dto.runs import RunRead
 
 RUN_COLUMNS: Final = (
     "id, file_path, record_type, status, created_at, updated_at, completed_at, total_duration, success, error_message"
@@ -31,6 +33,8 @@ INSERT_RUN: Final = f"""
 DELETE_RUN_STATES: Final = "DELETE FROM workflow_states WHERE run_id = %(id)s"
 DELETE_RUN_CHECKPOINTS: Final = "DELETE FROM workflow_checkpoints WHERE run_id = %(id)s"
 DELETE_RUN: Final = "DELETE FROM migration_runs WHERE id = %(id)s RETURNING id"
+# The row, locked until the transaction ends, and the transaction's clock (`now()`, as `updated_at` gets).
+SELECT_RUN_FOR_UPDATE: Final = f"SELECT {RUN_COLUMNS}, now() FROM migration_runs WHERE id = %(id)s FOR UPDATE"
 SEARCH_CONDITION: Final = """(
     file_path ILIKE %(q)s OR record_type ILIKE %(q)s OR status ILIKE %(q)s
     OR error_message ILIKE %(q)s OR id::text ILIKE %(q)s)"""
@@ -83,6 +87,66 @@ class RunFilters:
         return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions), params
 
 
+_INSERT_DEFAULTS: Final[Mapping[str, Any]] = dict.fromkeys(
+    ("created_at", "completed_at", "total_duration", "success", "error_message")
+)
+
+
+async def _insert_run(conn: AsyncConnection[Any], params: Mapping[str, Any]) -> RunRead:
+    cur = conn.cursor(row_factory=args_row(RunRead))
+    await cur.execute(INSERT_RUN, params)
+    row = await cur.fetchone()
+    assert row is not None  # INSERT ... RETURNING always returns the row
+    return row
+
+
+class Page:
+    """Runs of one page, and the cursor of the next page (None on the last page)."""
+
+    __slots__ = ("next_cursor", "runs")
+
+    def __init__(self, runs: list[RunRead], next_cursor: str | None) -> None:
+        self.runs = runs
+        self.next_cursor = next_cursor
+
+
+class LockedRun:
+    """A run row locked inside an open transaction, with the transaction's clock."""
+
+    __slots__ = ("conn", "now", "run")
+
+    def __init__(self, conn: AsyncConnection[Any], run: RunRead, now: datetime) -> None:
+        self.conn = conn
+        self.run = run
+        self.now = now
+
+    async def update(self, changes: Mapping[str, Any]) -> RunRead:
+        """Set the given columns (and `updated_at`); returns the row as stored."""
+        unknown = set(changes) - UPDATABLE_COLUMNS
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        assignments: Sequence[sql.Composable] = [
+            sql.SQL("{} = {}").format(sql.Identifier(col), sql.Placeholder(col)) for col in changes
+        ]
+        query = sql.SQL("UPDATE migration_runs SET {sets} WHERE id = %(id)s RETURNING {cols}").format(
+            sets=sql.SQL(", ").join([*assignments, sql.SQL("updated_at = now()")]),
+            cols=sql.SQL(RUN_COLUMNS),
+        )
+        cur = self.conn.cursor(row_factory=args_row(RunRead))
+        await cur.execute(query, {**changes, "id": self.run.id})
+        row = await cur.fetchone()
+        assert row is not None  # the row is locked by this transaction, so it still exists
+        return row
+
+    async def delete(self) -> None:
+        """Delete the run with its states and checkpoints (no reliance on the engines' FKs
+        cascading: some databases declare them without ON DELETE CASCADE)."""
+        params = {"id": self.run.id}
+        await self.conn.execute(DELETE_RUN_STATES, params)
+        await self.conn.execute(DELETE_RUN_CHECKPOINTS, params)
+        await self.conn.execute(DELETE_RUN, params)
+
+
 class RunsRepository:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
@@ -112,48 +176,30 @@ class RunsRepository:
             await cur.execute(query, {**params, "limit": limit, "offset": offset})
             return await cur.fetchall()
 
-    async def create(self, run: RunCreate, derived: Mapping[str, Any]) -> RunRead:
-        params = {
-            "id": run.id or uuid.uuid4(),
-            "file_path": run.file_path,
-            "record_type": run.record_type,
-            "status": run.status.value,
-            "created_at": run.created_at,
-            "completed_at": run.completed_at,
-            "total_duration": run.total_duration,
-            "success": run.success,
-            "error_message": run.error_message,
-            **derived,
-        }
-        async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=args_row(RunRead))
-            await cur.execute(INSERT_RUN, params)
-            row = await cur.fetchone()
-            assert row is not None  # INSERT ... RETURNING always returns the row
-            return row
+    async def create(self, columns: Mapping[str, Any], conn: AsyncConnection[Any] | None = None) -> RunRead:
+        """Insert a run from its column values (`id` required; `created_at` None means now).
 
-    async def update(self, run_id: uuid.UUID, changes: Mapping[str, Any]) -> RunRead | None:
-        unknown = set(changes) - UPDATABLE_COLUMNS
-        if unknown:
-            raise ValueError(f"not updatable: {sorted(unknown)}")
-        assignments: Sequence[sql.Composable] = [
-            sql.SQL("{} = {}").format(sql.Identifier(col), sql.Placeholder(col)) for col in changes
-        ]
-        query = sql.SQL("UPDATE migration_runs SET {sets} WHERE id = %(id)s RETURNING {cols}").format(
-            sets=sql.SQL(", ").join([*assignments, sql.SQL("updated_at = now()")]),
-            cols=sql.SQL(RUN_COLUMNS),
-        )
-        async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=args_row(RunRead))
-            await cur.execute(query, {**changes, "id": run_id})
-            return await cur.fetchone()
+        On `conn` when given (the caller's transaction), else on a pooled connection.
+        """
+        params = {**_INSERT_DEFAULTS, **columns}
+        if conn is not None:
+            return await _insert_run(conn, params)
+        async with self.pool.connection() as own:
+            return await _insert_run(own, params)
 
-    async def delete(self, run_id: uuid.UUID) -> bool:
-        """Delete the run with its states and checkpoints in one transaction (no reliance on the
-        engines' FKs cascading: some databases declare them without ON DELETE CASCADE)."""
+    @asynccontextmanager
+    async def locked(self, run_id: uuid.UUID) -> AsyncIterator[LockedRun | None]:
+        """The run locked FOR UPDATE in a transaction that ends with the block (None if no such run).
+
+        Whatever the block checks against `LockedRun.run` still holds when it writes: concurrent
+        writers through this method wait, so a read-check-write cannot interleave.
+        """
         async with self.pool.connection() as conn, conn.transaction():
-            params = {"id": run_id}
-            await conn.execute(DELETE_RUN_STATES, params)
-            await conn.execute(DELETE_RUN_CHECKPOINTS, params)
-            cur = await conn.execute(DELETE_RUN, params)
-            return await cur.fetchone() is not None
+            yield await self.lock(conn, run_id)
+
+    @staticmethod
+    async def lock(conn: AsyncConnection[Any], run_id: uuid.UUID) -> LockedRun | None:
+        """Lock the run FOR UPDATE on the caller's transaction (None if no such run)."""
+        cur = await conn.execute(SELECT_RUN_FOR_UPDATE, {"id": run_id})
+        row = await cur.fetchone()
+        return None if row is None else LockedRun(conn, RunRead(*row[:-1]), row[-1])
