@@ -31,34 +31,21 @@ from controllers.common import (
     run_location,
     write_scope,
 )
+from controllers.run_queries import (
+    PAGING_HEADERS,
+    SEARCH_DESCRIPTION,
+    CountMode,
+    CountParam,
+    page_response,
+    provide_run_query,
+)
 from dto.runs import CancelRequest, RunCreate, RunRead, RunUpdate
 from errors import Conflict, DomainError
 from repositories.idempotency import IdempotencyStore, Outcome, request_hash
-from repositories.runs import LockedRun, RunFilters, RunsRepository
+from repositories.run_queries import RunQuery
+from repositories.runs import LockedRun, RunsRepository
 
-RecordTypeFilter = Annotated[
-    str | None, QueryParameter(description="Only runs of this record type (exact match)", max_length=100)
-]
-FilePathFilter = Annotated[
-    str | None,
-    QueryParameter(description="Only runs whose file path contains this text (case-insensitive)", max_length=500),
-]
-StatusFilter = Annotated[
-    str | None, QueryParameter(description="Only runs in this status (exact match)", max_length=50)
-]
-Limit = Annotated[int, QueryParameter(description="Page size", ge=1, le=500)]
-Offset = Annotated[int, QueryParameter(description="Rows to skip", ge=0, le=10_000_000)]
-SearchTerm = Annotated[
-    str | None,
-    QueryParameter(
-        description=(
-            "Case-insensitive substring matched against file path, record type, status, error message "
-            "and run id; `%`, `_` and `\\` match themselves"
-        ),
-        min_length=1,
-        max_length=200,
-    ),
-]
+SearchTerm = Annotated[str | None, QueryParameter(description=SEARCH_DESCRIPTION, min_length=1, max_length=200)]
 
 
 class RunsController(Controller):
@@ -69,43 +56,44 @@ class RunsController(Controller):
     @get(
         "/",
         operation_id="ListMigrationRuns",
-        summary="List runs, newest first",
+        summary="List runs: filters, sort, cursor pages",
         responses=error_responses(),
+        response_headers=PAGING_HEADERS,
+        dependencies={"run_query": Provide(provide_run_query)},
     )
     async def list_runs(
         self,
+        request: Request[Any, Any, Any],
         runs_repo: NamedDependency[RunsRepository],
-        record_type: RecordTypeFilter = None,
-        file_path: FilePathFilter = None,
-        status: StatusFilter = None,
-        limit: Limit = 50,
-        offset: Offset = 0,
-    ) -> list[RunRead]:
-        """Runs newest first (ties broken by id), optionally filtered."""
-        filters = RunFilters(record_type=record_type, file_path=file_path, status=status)
-        return await runs_repo.list(filters, limit=limit, offset=offset)
+        run_query: NamedDependency[RunQuery],
+        count: CountParam = CountMode.NONE,
+    ) -> Response[list[RunRead]]:
+        """Runs in `sort` order (default newest first, ties by id), filtered; a JSON array of runs."""
+        return await page_response(request, runs_repo, run_query, count)
 
     @get(
         "/search",
         operation_id="SearchMigrationRuns",
-        summary="Search runs by text and filters",
+        summary="Search runs by text and filters, ranked",
         responses=error_responses(),
+        response_headers=PAGING_HEADERS,
+        dependencies={"run_query": Provide(provide_run_query)},
     )
     async def search_runs(
         self,
+        request: Request[Any, Any, Any],
         runs_repo: NamedDependency[RunsRepository],
+        run_query: NamedDependency[RunQuery],
         q: SearchTerm = None,
-        record_type: RecordTypeFilter = None,
-        file_path: FilePathFilter = None,
-        status: StatusFilter = None,
-        limit: Limit = 50,
-        offset: Offset = 0,
-    ) -> list[RunRead]:
-        """Runs matching `q` and/or the list filters, newest first. At least one is required."""
-        if q is None and record_type is None and file_path is None and status is None:
-            raise DomainError("give a search term `q` or at least one filter: record_type, file_path, status")
-        filters = RunFilters(record_type=record_type, file_path=file_path, status=status, q=q)
-        return await runs_repo.list(filters, limit=limit, offset=offset)
+        count: CountParam = CountMode.NONE,
+    ) -> Response[list[RunRead]]:
+        """Runs matching `q` and/or the list filters (at least one is required), best matches first."""
+        if q is None and run_query.is_unfiltered():
+            raise DomainError("give a search term `q` or at least one filter (status, record_type, file_path, ...)")
+        if q is not None and any(ord(ch) < 32 for ch in q):
+            raise DomainError("q must not contain control characters")
+        run_query.q = q
+        return await page_response(request, runs_repo, run_query, count)
 
     @get(
         "/{run_id:str}",

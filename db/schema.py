@@ -72,6 +72,38 @@ BASE_TABLES: Final = (
         metadata JSONB)""",
 )
 
+# Search (repositories/run_queries.py). The trigram index needs pg_trgm: created where allowed, in
+# `public` so that every schema of the database finds it; without it search works, unindexed.
+SEARCH_STATEMENTS: Final = (
+    """DO $$ BEGIN
+        CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'pg_trgm unavailable (%), search runs without a trigram index', SQLERRM;
+    END $$""",
+    """CREATE OR REPLACE FUNCTION migration_api_search_document(
+            file_path TEXT, record_type TEXT, status TEXT, error_message TEXT, id UUID)
+        RETURNS TEXT LANGUAGE sql IMMUTABLE PARALLEL SAFE
+        RETURN file_path || chr(31) || record_type || chr(31) || status || chr(31)
+               || coalesce(error_message, '') || chr(31) || id::text""",
+    """CREATE OR REPLACE FUNCTION migration_api_file_name(file_path TEXT)
+        RETURNS TEXT LANGUAGE sql IMMUTABLE PARALLEL SAFE
+        RETURN lower(reverse(split_part(reverse(replace(file_path, '\\', '/')), '/', 1)))""",
+    "CREATE INDEX IF NOT EXISTS migration_runs_lower_file_path_idx ON migration_runs (lower(file_path) text_pattern_ops)",
+    """CREATE INDEX IF NOT EXISTS migration_runs_file_name_idx
+        ON migration_runs (migration_api_file_name(file_path) text_pattern_ops)""",
+    """DO $$ DECLARE trgm_schema TEXT; BEGIN
+        SELECT extnamespace::regnamespace::text INTO trgm_schema FROM pg_extension WHERE extname = 'pg_trgm';
+        IF trgm_schema IS NOT NULL THEN
+            EXECUTE format('CREATE INDEX IF NOT EXISTS migration_runs_search_trgm_idx ON migration_runs '
+                           'USING gin (migration_api_search_document(file_path, record_type, status, '
+                           'error_message, id) %I.gin_trgm_ops)', trgm_schema);
+        END IF;
+    END $$""",
+    # Expression indexes get statistics only from ANALYZE; without them the planner guesses and
+    # picks full scans for search terms that match nothing.
+    "ANALYZE migration_runs",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
@@ -126,6 +158,16 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
                 "migration_api_idempotency_keys_expires_at_idx",
                 "btree (expires_at)",
             ),
+        ),
+    ),
+    Migration(
+        4,
+        "search and sort: trigram index over the searched fields, file-name and id prefixes, sort keys",
+        statements=SEARCH_STATEMENTS,
+        indexes=(
+            Index("migration_runs", "migration_runs_updated_at_id_idx", "btree (updated_at, id)"),
+            Index("migration_runs", "migration_runs_completed_at_id_idx", "btree (completed_at, id)"),
+            Index("migration_runs", "migration_runs_total_duration_id_idx", "btree (total_duration, id)"),
         ),
     ),
 )
@@ -208,7 +250,7 @@ def ensure_schema(url: str, schema: str, migrations: tuple[Migration, ...] = MIG
                 sql.SQL("SELECT set_config('search_path', {}, false)").format(sql.Literal(f"{schema}, public"))
             )
             applied = _applied_versions(conn)
-            for migration in migrations:
+            for migration in sorted(migrations, key=lambda m: m.version):
                 if applied is not None and migration.version in applied:
                     report.version = migration.version
                     continue

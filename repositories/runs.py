@@ -17,10 +17,17 @@ from psycopg.rows import args_row
 from psycopg_pool import AsyncConnectionPool
 
 from dto.runs import RunRead
-
-RUN_COLUMNS: Final = (
-    "id, file_path, record_type, status, created_at, updated_at, completed_at, total_duration, success, error_message"
+from repositories.run_queries import (
+    RANKED_TIERS,
+    RUN_COLUMNS,
+    SUBSTRING_TIER,
+    Cursor,
+    RunQuery,
+    build_count,
+    build_list,
+    build_search,
 )
+
 SELECT_RUN_BY_ID: Final = f"SELECT {RUN_COLUMNS} FROM migration_runs WHERE id = %(id)s"
 RUN_EXISTS: Final = "SELECT 1 FROM migration_runs WHERE id = %(id)s"
 INSERT_RUN: Final = f"""
@@ -35,56 +42,10 @@ DELETE_RUN_CHECKPOINTS: Final = "DELETE FROM workflow_checkpoints WHERE run_id =
 DELETE_RUN: Final = "DELETE FROM migration_runs WHERE id = %(id)s RETURNING id"
 # The row, locked until the transaction ends, and the transaction's clock (`now()`, as `updated_at` gets).
 SELECT_RUN_FOR_UPDATE: Final = f"SELECT {RUN_COLUMNS}, now() FROM migration_runs WHERE id = %(id)s FOR UPDATE"
-SEARCH_CONDITION: Final = """(
-    file_path ILIKE %(q)s OR record_type ILIKE %(q)s OR status ILIKE %(q)s
-    OR error_message ILIKE %(q)s OR id::text ILIKE %(q)s)"""
 # Columns a PATCH may set; anything else never reaches SQL.
 UPDATABLE_COLUMNS: Final = frozenset(
     {"file_path", "record_type", "status", "completed_at", "total_duration", "success", "error_message"}
 )
-
-
-def like_pattern(term: str) -> str:
-    """A substring ILIKE pattern in which `%`, `_` and backslash stand for themselves."""
-    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-class RunFilters:
-    """The list filters of the seed API, turned into a WHERE clause with bound parameters."""
-
-    __slots__ = ("file_path", "q", "record_type", "status")
-
-    def __init__(
-        self,
-        *,
-        record_type: str | None = None,
-        file_path: str | None = None,
-        status: str | None = None,
-        q: str | None = None,
-    ) -> None:
-        self.record_type = record_type
-        self.file_path = file_path
-        self.status = status
-        self.q = q
-
-    def where(self) -> tuple[sql.Composable, dict[str, Any]]:
-        conditions: list[sql.Composable] = []
-        params: dict[str, Any] = {}
-        if self.record_type is not None:
-            conditions.append(sql.SQL("record_type = %(record_type)s"))
-            params["record_type"] = self.record_type
-        if self.file_path is not None:
-            conditions.append(sql.SQL("file_path ILIKE %(file_path)s"))
-            params["file_path"] = like_pattern(self.file_path)
-        if self.status is not None:
-            conditions.append(sql.SQL("status = %(status)s"))
-            params["status"] = self.status
-        if self.q is not None:
-            conditions.append(sql.SQL(SEARCH_CONDITION))
-            params["q"] = like_pattern(self.q)
-        if not conditions:
-            return sql.SQL(""), params
-        return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions), params
 
 
 _INSERT_DEFAULTS: Final[Mapping[str, Any]] = dict.fromkeys(
@@ -162,19 +123,53 @@ class RunsRepository:
             cur = await conn.execute(RUN_EXISTS, {"id": run_id})
             return await cur.fetchone() is not None
 
-    async def list(self, filters: RunFilters, *, limit: int, offset: int) -> list[RunRead]:
-        where, params = filters.where()
-        query = sql.Composed(
-            [
-                sql.SQL(f"SELECT {RUN_COLUMNS} FROM migration_runs"),
-                where,
-                sql.SQL(" ORDER BY created_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s"),
-            ]
-        )
+    async def page(self, query: RunQuery) -> Page:
+        """One page of the list (or, with `query.q`, of the ranked search) and the next page's cursor."""
+        cursor = query.decode_cursor()
         async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=args_row(RunRead))
-            await cur.execute(query, {**params, "limit": limit, "offset": offset})
-            return await cur.fetchall()
+            if query.q is None:
+                statement, params = build_list(query, cursor)
+                rows = await (await conn.execute(statement, params)).fetchall()
+            else:
+                rows = await self._search_rows(conn, query, cursor)
+        runs = [RunRead(*row[:-1]) for row in rows[: query.limit]]
+        next_cursor = query.encode_cursor(rows[query.limit - 1][-1], runs[-1]) if len(rows) > query.limit else None
+        return Page(runs, next_cursor)
+
+    async def _search_rows(self, conn: AsyncConnection[Any], query: RunQuery, cursor: Cursor | None) -> list[Any]:
+        """limit + 1 ranked rows after `offset`/`cursor`. The exact and prefix tiers are cheap index
+        probes and often fill the page; the substring tier is queried only for what they leave.
+
+        Search is planned for its actual term (prepare=False): whether the trigram index or an
+        ordered scan is cheaper depends on how common the term is, which a generic plan cannot know.
+        """
+        want, offset = query.limit + 1, query.offset
+        rows: list[Any] = []
+        if cursor is None or cursor.rank < SUBSTRING_TIER:
+            statement, params = build_search(query, cursor, RANKED_TIERS, want + offset, 0)
+            rows = await (await conn.execute(statement, params, prepare=False)).fetchall()
+            if len(rows) >= want + offset:
+                return rows[offset : offset + want]
+        skip = max(0, offset - len(rows))
+        rows = rows[offset:]
+        tier_cursor = cursor if cursor is not None and cursor.rank == SUBSTRING_TIER else None
+        statement, params = build_search(query, tier_cursor, (SUBSTRING_TIER,), want - len(rows), skip)
+        rows += await (await conn.execute(statement, params, prepare=False)).fetchall()
+        return rows
+
+    async def count(self, query: RunQuery, *, exact: bool) -> int:
+        """How many runs the query matches: counted, or the planner's estimate (no scan)."""
+        statement, params = build_count(query)
+        async with self.pool.connection() as conn:
+            if exact:
+                cur = await conn.execute(statement, params)
+                row = await cur.fetchone()
+                return int(row[0]) if row else 0
+            cur = await conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(statement), params)
+            row = await cur.fetchone()
+            plan = row[0][0]["Plan"] if row else {}
+            # count(*) is an Aggregate over the scan whose row estimate is the answer
+            return int(plan.get("Plans", [plan])[0].get("Plan Rows", 0))
 
     async def create(self, columns: Mapping[str, Any], conn: AsyncConnection[Any] | None = None) -> RunRead:
         """Insert a run from its column values (`id` required; `created_at` None means now).

@@ -1,0 +1,177 @@
+"""Query parameters shared by the list and search endpoints, and the paging headers they answer with."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from litestar import Request, Response
+from litestar.datastructures import ResponseHeader
+from litestar.params import QueryParameter
+
+from dto.runs import RunRead
+from errors import DomainError
+from repositories.run_queries import DEFAULT_SORT, SHORT_TERM_WINDOW, SORT_COLUMNS, QueryError, RunQuery, Sort
+from repositories.runs import Page, RunsRepository
+
+MAX_LIST_ITEMS = 20
+SORT_KEYS = ", ".join(f"`{k}`" for k in SORT_COLUMNS)
+
+
+class CountMode(StrEnum):
+    NONE = "none"
+    EXACT = "exact"
+    ESTIMATED = "estimated"
+
+
+def _many(raw: str | None, parameter: str, max_length: int) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    values = tuple(dict.fromkeys(v.strip() for v in raw.split(",") if v.strip()))
+    if not values:
+        raise DomainError(f"{parameter} must name at least one value")
+    if len(values) > MAX_LIST_ITEMS:
+        raise DomainError(f"{parameter} takes at most {MAX_LIST_ITEMS} comma-separated values")
+    for value in values:
+        if len(value) > max_length:
+            raise DomainError(f"{parameter}: each value is at most {max_length} characters")
+    return values
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # A time without an offset is taken as UTC, the zone every stored timestamp is reported in.
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _check_range(low: Any, high: Any, low_name: str, high_name: str) -> None:
+    if low is not None and high is not None and low > high:
+        raise DomainError(f"{low_name} must not be later/greater than {high_name}")
+
+
+async def provide_run_query(
+    status: Annotated[
+        str | None,
+        QueryParameter(description="Only these statuses, comma-separated (exact match)", max_length=1000),
+    ] = None,
+    record_type: Annotated[
+        str | None,
+        QueryParameter(description="Only these record types, comma-separated (exact match)", max_length=2100),
+    ] = None,
+    file_path: Annotated[
+        str | None,
+        QueryParameter(description="Only runs whose file path contains this text (case-insensitive)", max_length=500),
+    ] = None,
+    success: Annotated[bool | None, QueryParameter(description="Only runs with this outcome")] = None,
+    created_after: Annotated[
+        datetime | None, QueryParameter(description="Created at or after this time (ISO 8601; no offset = UTC)")
+    ] = None,
+    created_before: Annotated[datetime | None, QueryParameter(description="Created before this time")] = None,
+    updated_after: Annotated[datetime | None, QueryParameter(description="Updated at or after this time")] = None,
+    updated_before: Annotated[datetime | None, QueryParameter(description="Updated before this time")] = None,
+    completed_after: Annotated[datetime | None, QueryParameter(description="Completed at or after this time")] = None,
+    completed_before: Annotated[datetime | None, QueryParameter(description="Completed before this time")] = None,
+    min_duration: Annotated[
+        float | None, QueryParameter(description="total_duration at least this many seconds", ge=0)
+    ] = None,
+    max_duration: Annotated[
+        float | None, QueryParameter(description="total_duration at most this many seconds", ge=0)
+    ] = None,
+    sort: Annotated[
+        str | None,
+        QueryParameter(
+            description=f"Sort key, one of {SORT_KEYS}; prefix `-` for descending. Ties are broken by "
+            f"`created_at` (for status and record_type) and the run id. Default `{DEFAULT_SORT}`.",
+            max_length=20,
+        ),
+    ] = None,
+    limit: Annotated[int, QueryParameter(description="Page size", ge=1, le=500)] = 50,
+    offset: Annotated[
+        int, QueryParameter(description="Rows to skip (prefer `cursor` for deep pages)", ge=0, le=10_000_000)
+    ] = 0,
+    cursor: Annotated[
+        str | None,
+        QueryParameter(
+            description='Opaque keyset cursor from the previous page\'s `Link: <…>; rel="next"` header: '
+            "continues right after that page's last row, at any depth, without skips or repeats "
+            "when runs are added meanwhile. Only valid with the same filters and sort.",
+            max_length=2000,
+        ),
+    ] = None,
+) -> RunQuery:
+    try:
+        query = RunQuery(
+            statuses=_many(status, "status", 50),
+            record_types=_many(record_type, "record_type", 100),
+            file_path=file_path,
+            success=success,
+            created_after=_utc(created_after),
+            created_before=_utc(created_before),
+            updated_after=_utc(updated_after),
+            updated_before=_utc(updated_before),
+            completed_after=_utc(completed_after),
+            completed_before=_utc(completed_before),
+            min_duration=min_duration,
+            max_duration=max_duration,
+            sort=Sort.parse(sort),
+            limit=limit,
+            offset=offset,
+            cursor=cursor,
+        )
+    except QueryError as exc:
+        raise DomainError(str(exc)) from None
+    _check_range(query.created_after, query.created_before, "created_after", "created_before")
+    _check_range(query.updated_after, query.updated_before, "updated_after", "updated_before")
+    _check_range(query.completed_after, query.completed_before, "completed_after", "completed_before")
+    _check_range(min_duration, max_duration, "min_duration", "max_duration")
+    return query
+
+
+CountParam = Annotated[
+    CountMode,
+    QueryParameter(
+        description="Also report how many runs match, in `X-Total-Count`: `exact` counts them (a scan of "
+        "the matches), `estimated` takes the planner's estimate (instant, approximate); "
+        "`X-Total-Count-Mode` says which. Default `none`.",
+    ),
+]
+
+SEARCH_DESCRIPTION = (
+    "Case-insensitive substring matched against file path, record type, status, error message and run id; "
+    "`%`, `_` and `\\` match themselves. Results are ranked: exact matches of the run id, file path or "
+    "file name first, then those that start with the term, then the rest, each tier in `sort` order. "
+    f"Terms of 3+ characters use a trigram index; 1-2 character terms are matched against the "
+    f"{SHORT_TERM_WINDOW:,} newest runs only (bounded cost)."
+)
+
+PAGING_HEADERS = [
+    ResponseHeader(
+        name="Link",
+        description='`<URL>; rel="next"` with the cursor of the next page; absent on the last page',
+        documentation_only=True,
+    ),
+    ResponseHeader(name="X-Total-Count", description="Matching runs, when `count` asks", documentation_only=True),
+    ResponseHeader(
+        name="X-Total-Count-Mode", description="`exact` or `estimated`, with X-Total-Count", documentation_only=True
+    ),
+]
+
+
+async def page_response(
+    request: Request[Any, Any, Any], repo: RunsRepository, query: RunQuery, count: CountMode
+) -> Response[list[RunRead]]:
+    """Fetch the page (and the count if asked) and answer with the paging headers."""
+    try:
+        page: Page = await repo.page(query)
+    except QueryError as exc:
+        raise DomainError(str(exc)) from None
+    headers: dict[str, str] = {}
+    if page.next_cursor is not None:
+        params = [(k, v) for k, v in request.query_params.multi_items() if k not in {"cursor", "offset"}]
+        params.append(("cursor", page.next_cursor))
+        headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
+    if count is not CountMode.NONE:
+        headers["X-Total-Count"] = str(await repo.count(query, exact=count is CountMode.EXACT))
+        headers["X-Total-Count-Mode"] = count.value
+    return Response(page.runs, headers=headers)

@@ -1,0 +1,400 @@
+"""List and search queries over `migration_runs`: filters, allow-listed sorts, keyset cursors, ranking.
+
+Every page is ordered by an allow-listed sort key plus the run id as tiebreak, so the order is
+total and a cursor (the last row's sort values and id) continues exactly after that row however
+many runs arrive meanwhile. Each sort key has a matching b-tree index (db/schema.py, version 4),
+so a page costs the same at any depth.
+
+Search ranks matches in three tiers, each a separate index-driven branch of one UNION ALL:
+0 = the run id, the file path or the file name equals the term; 1 = one of them starts with it;
+2 = the term occurs anywhere in file path, record type, status, error message or run id (a
+trigram index on those fields, so a term that matches nothing costs an index probe, not a scan).
+Terms of one or two characters have no trigrams: they are matched against the newest
+`SHORT_TERM_WINDOW` runs only, which keeps them bounded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+import msgspec
+from psycopg import sql
+
+RUN_COLUMNS: Final = (
+    "id, file_path, record_type, status, created_at, updated_at, completed_at, total_duration, success, error_message"
+)
+# sort key -> the ORDER BY columns (the last one is always the id tiebreak)
+SORT_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "created_at": ("created_at", "id"),
+    "updated_at": ("updated_at", "id"),
+    "completed_at": ("completed_at", "id"),
+    "total_duration": ("total_duration", "id"),
+    "status": ("status", "created_at", "id"),
+    "record_type": ("record_type", "created_at", "id"),
+}
+NULLABLE_SORT_COLUMNS: Final = frozenset({"completed_at", "total_duration"})
+DEFAULT_SORT: Final = "-created_at"
+SHORT_TERM_WINDOW: Final = 20_000
+MIN_TRIGRAM_TERM: Final = 3
+# The text the trigram index covers; the per-field conditions below are its exact recheck.
+SEARCH_DOCUMENT: Final = "migration_api_search_document(file_path, record_type, status, error_message, id)"
+FILE_NAME: Final = "migration_api_file_name(file_path)"
+RANKED_TIERS: Final = (0, 1)
+SUBSTRING_TIER: Final = 2
+CURSOR_VERSION: Final = 1
+
+
+class QueryError(ValueError):
+    """A list/search parameter the query cannot use; `parameter` names it for the 400."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+
+
+@dataclass(frozen=True)
+class Sort:
+    key: str
+    descending: bool
+
+    @classmethod
+    def parse(cls, raw: str | None) -> Sort:
+        text = (raw or DEFAULT_SORT).strip()
+        descending = text.startswith("-")
+        key = text.lstrip("-+")
+        if key not in SORT_COLUMNS:
+            allowed = ", ".join(SORT_COLUMNS)
+            raise QueryError("sort", f"unknown sort key {raw!r}; use one of {allowed}, with '-' for descending")
+        return cls(key, descending)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return SORT_COLUMNS[self.key]
+
+    def __str__(self) -> str:
+        return ("-" if self.descending else "") + self.key
+
+
+class Cursor(msgspec.Struct, array_like=True):
+    """What a next-page token carries: the last row's rank and sort values, and what it was made for."""
+
+    version: int
+    query_hash: str
+    rank: int
+    values: list[Any]
+
+
+@dataclass
+class RunQuery:
+    """Filters, sort and paging of a list or search request (already validated for type and range)."""
+
+    statuses: tuple[str, ...] = ()
+    record_types: tuple[str, ...] = ()
+    file_path: str | None = None
+    success: bool | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+    completed_after: datetime | None = None
+    completed_before: datetime | None = None
+    min_duration: float | None = None
+    max_duration: float | None = None
+    q: str | None = None
+    sort: Sort = field(default_factory=lambda: Sort.parse(None))
+    limit: int = 50
+    offset: int = 0
+    cursor: str | None = None
+
+    def is_unfiltered(self) -> bool:
+        return (
+            not self.statuses
+            and not self.record_types
+            and all(
+                v is None
+                for v in (
+                    self.file_path,
+                    self.success,
+                    self.created_after,
+                    self.created_before,
+                    self.updated_after,
+                    self.updated_before,
+                    self.completed_after,
+                    self.completed_before,
+                    self.min_duration,
+                    self.max_duration,
+                )
+            )
+        )
+
+    def query_hash(self) -> str:
+        """Identifies the filters and sort, so that a cursor is only used with the query that made it."""
+        parts = [
+            self.statuses,
+            self.record_types,
+            self.file_path,
+            self.success,
+            *(
+                d.isoformat() if d else None
+                for d in (
+                    self.created_after,
+                    self.created_before,
+                    self.updated_after,
+                    self.updated_before,
+                    self.completed_after,
+                    self.completed_before,
+                )
+            ),
+            self.min_duration,
+            self.max_duration,
+            self.q,
+            str(self.sort),
+        ]
+        return hashlib.sha256(msgspec.json.encode(parts)).hexdigest()[:16]
+
+    def decode_cursor(self) -> Cursor | None:
+        if self.cursor is None:
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(self.cursor + "=" * (-len(self.cursor) % 4))
+            cursor = msgspec.json.decode(raw, type=Cursor)
+        except (binascii.Error, ValueError, msgspec.DecodeError):
+            raise QueryError("cursor", "not a cursor issued by this API (take it from the Link header)") from None
+        if cursor.version != CURSOR_VERSION or len(cursor.values) != len(self.sort.columns):
+            raise QueryError("cursor", "not a cursor issued by this API (take it from the Link header)")
+        if cursor.query_hash != self.query_hash():
+            raise QueryError("cursor", "this cursor was issued for other filters or another sort")
+        if self.offset:
+            raise QueryError("offset", "cannot be combined with cursor")
+        return cursor
+
+    def encode_cursor(self, rank: int, row: Any) -> str:
+        values = [getattr(row, column) for column in self.sort.columns]
+        token = msgspec.json.encode(Cursor(CURSOR_VERSION, self.query_hash(), rank, values))
+        return base64.urlsafe_b64encode(token).rstrip(b"=").decode()
+
+
+def like_pattern(term: str) -> str:
+    """A substring ILIKE pattern in which `%`, `_` and backslash stand for themselves."""
+    return "%" + escape_like(term) + "%"
+
+
+def escape_like(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def uuid_prefix_range(term: str) -> tuple[uuid.UUID, uuid.UUID | None] | None:
+    """[low, high) of the ids whose canonical text starts with `term`, or None if none can."""
+    template = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
+    text = term.lower()
+    if not text or len(text) > len(template):
+        return None
+    for ch, slot in zip(text, template, strict=False):
+        if (slot == "-") != (ch == "-") or (slot == "x" and ch not in "0123456789abcdef"):
+            return None
+    digits = text.replace("-", "")
+    low = int(digits.ljust(32, "0"), 16)
+    high = (int(digits, 16) + 1) << (4 * (32 - len(digits)))
+    return uuid.UUID(int=low), (uuid.UUID(int=high) if high < 1 << 128 else None)
+
+
+class _Params:
+    """Named bind parameters with generated names, so that branches can share one statement."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def add(self, value: Any) -> sql.Placeholder:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return sql.Placeholder(name)
+
+
+def _filters(query: RunQuery, params: _Params) -> list[sql.Composable]:
+    conds: list[sql.Composable] = []
+    if query.statuses:
+        conds.append(sql.SQL("status = ANY({})").format(params.add(list(query.statuses))))
+    if query.record_types:
+        conds.append(sql.SQL("record_type = ANY({})").format(params.add(list(query.record_types))))
+    if query.file_path is not None:
+        conds.append(sql.SQL("file_path ILIKE {}").format(params.add(like_pattern(query.file_path))))
+    if query.success is not None:
+        conds.append(sql.SQL("success = {}").format(params.add(query.success)))
+    ranges = (
+        ("created_at", query.created_after, query.created_before),
+        ("updated_at", query.updated_after, query.updated_before),
+        ("completed_at", query.completed_after, query.completed_before),
+        ("total_duration", query.min_duration, query.max_duration),
+    )
+    for column, low, high in ranges:
+        if low is not None:
+            conds.append(sql.SQL("{} >= {}").format(sql.Identifier(column), params.add(low)))
+        if high is not None:
+            # durations are an inclusive range; times are half-open [after, before)
+            op = "<=" if column == "total_duration" else "<"
+            conds.append(sql.SQL("{} {} {}").format(sql.Identifier(column), sql.SQL(op), params.add(high)))
+    return conds
+
+
+def _keyset(query: RunQuery, cursor: Cursor, params: _Params) -> sql.Composable:
+    cols = query.sort.columns
+    op = sql.SQL("<" if query.sort.descending else ">")
+    first = cols[0]
+    values = _typed_cursor_values(cols, cursor.values)
+    if first in NULLABLE_SORT_COLUMNS:
+        col, last_id = sql.Identifier(first), params.add(values[1])
+        if values[0] is None:
+            # NULLs sort last ascending and first descending (PostgreSQL's defaults, which the index matches)
+            rest = sql.SQL("") if not query.sort.descending else sql.SQL(" OR {} IS NOT NULL").format(col)
+            return sql.SQL("(({col} IS NULL AND id {op} {id}){rest})").format(col=col, op=op, id=last_id, rest=rest)
+        cmp = sql.SQL("({col}, id) {op} ({v}, {id})").format(col=col, op=op, v=params.add(values[0]), id=last_id)
+        return cmp if query.sort.descending else sql.SQL("({} OR {} IS NULL)").format(cmp, col)
+    return sql.SQL("({cols}) {op} ({vals})").format(
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols),
+        op=op,
+        vals=sql.SQL(", ").join(params.add(v) for v in values),
+    )
+
+
+_CURSOR_TYPES: Final[dict[str, Any]] = {
+    "created_at": datetime,
+    "updated_at": datetime,
+    "completed_at": datetime | None,
+    "total_duration": float | None,
+    "status": str,
+    "record_type": str,
+    "id": uuid.UUID,
+}
+
+
+def _typed_cursor_values(columns: tuple[str, ...], values: list[Any]) -> list[Any]:
+    try:
+        return [msgspec.convert(v, _CURSOR_TYPES[c], strict=False) for c, v in zip(columns, values, strict=True)]
+    except (msgspec.ValidationError, ValueError):
+        raise QueryError("cursor", "not a cursor issued by this API (take it from the Link header)") from None
+
+
+def _order_by(query: RunQuery) -> sql.Composable:
+    direction = sql.SQL(" DESC" if query.sort.descending else "")
+    return sql.SQL(", ").join(sql.Composed([sql.Identifier(c), direction]) for c in query.sort.columns)
+
+
+def _where(conds: list[sql.Composable]) -> sql.Composable:
+    return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conds) if conds else sql.SQL("")
+
+
+def build_list(query: RunQuery, cursor: Cursor | None) -> tuple[sql.Composable, dict[str, Any]]:
+    """One page of the plain list: rank is always 0."""
+    params = _Params()
+    conds = _filters(query, params)
+    if cursor is not None:
+        conds.append(_keyset(query, cursor, params))
+    statement = sql.SQL(
+        "SELECT {cols}, 0 AS rank FROM migration_runs{where} ORDER BY {order} LIMIT {n} OFFSET {o}"
+    ).format(
+        cols=sql.SQL(RUN_COLUMNS),
+        where=_where(conds),
+        order=_order_by(query),
+        n=params.add(query.limit + 1),
+        o=params.add(query.offset),
+    )
+    return statement, params.values
+
+
+def _rank_conditions(term: str, params: _Params) -> tuple[sql.Composable, sql.Composable]:
+    """(exact, prefix) conditions on run id, file path and file name."""
+    lowered = term.lower()
+    exact: list[sql.Composable] = [
+        sql.SQL("lower(file_path) = {}").format(params.add(lowered)),
+        sql.SQL(FILE_NAME + " = {}").format(params.add(lowered)),
+    ]
+    prefix_pattern = escape_like(lowered) + "%"
+    prefix: list[sql.Composable] = [
+        sql.SQL("lower(file_path) LIKE {}").format(params.add(prefix_pattern)),
+        sql.SQL(FILE_NAME + " LIKE {}").format(params.add(prefix_pattern)),
+    ]
+    with contextlib.suppress(ValueError):
+        exact.append(sql.SQL("id = {}").format(params.add(uuid.UUID(lowered))))
+    id_range = uuid_prefix_range(lowered)
+    if id_range is not None:
+        low, high = id_range
+        if high is None:
+            prefix.append(sql.SQL("id >= {}").format(params.add(low)))
+        else:
+            prefix.append(sql.SQL("(id >= {} AND id < {})").format(params.add(low), params.add(high)))
+    return (
+        sql.SQL("(") + sql.SQL(" OR ").join(exact) + sql.SQL(")"),
+        sql.SQL("(") + sql.SQL(" OR ").join(prefix) + sql.SQL(")"),
+    )
+
+
+def _contains_condition(term: str, params: _Params) -> sql.Composable:
+    # The search document joins the fields with chr(31), which a term never contains (control
+    # characters are refused), so a match in the document is a match within one field.
+    condition = sql.SQL(SEARCH_DOCUMENT + " ILIKE {}").format(params.add(like_pattern(term)))
+    if len(term) >= MIN_TRIGRAM_TERM:
+        return condition
+    return sql.SQL(
+        "({cond} AND created_at >= coalesce((SELECT created_at FROM migration_runs "
+        "ORDER BY created_at DESC OFFSET {w} LIMIT 1), '-infinity'))"
+    ).format(cond=condition, w=params.add(SHORT_TERM_WINDOW))
+
+
+def build_search(
+    query: RunQuery, cursor: Cursor | None, tiers: tuple[int, ...], limit: int, offset: int
+) -> tuple[sql.Composable, dict[str, Any]]:
+    """Search hits of the given tiers (see module doc), by tier then `sort`: `limit` rows after `offset`.
+
+    Tiers below the cursor's are skipped, the cursor's own tier continues after the cursor.
+    """
+    assert query.q is not None
+    params = _Params()
+    exact, prefix = _rank_conditions(query.q, params)
+    conditions = {
+        0: exact,
+        1: sql.SQL("{} AND NOT {}").format(prefix, exact),
+        2: sql.SQL("{} AND NOT {} AND NOT {}").format(_contains_condition(query.q, params), prefix, exact),
+    }
+    window = params.add(limit + offset)
+    branches: list[sql.Composable] = []
+    for rank in tiers:
+        if cursor is not None and rank < cursor.rank:
+            continue
+        conds = [conditions[rank], *_filters(query, params)]
+        if cursor is not None and rank == cursor.rank:
+            conds.append(_keyset(query, cursor, params))
+        branches.append(
+            sql.SQL("(SELECT {cols}, {rank} AS rank FROM migration_runs{where} ORDER BY {order} LIMIT {n})").format(
+                cols=sql.SQL(RUN_COLUMNS),
+                rank=sql.Literal(rank),
+                where=_where(conds),
+                order=_order_by(query),
+                n=window,
+            )
+        )
+    if not branches:
+        return sql.SQL("SELECT {cols}, 0 AS rank FROM migration_runs WHERE false").format(cols=sql.SQL(RUN_COLUMNS)), {}
+    statement = sql.SQL("SELECT * FROM ({union}) AS hits ORDER BY rank, {order} LIMIT {n} OFFSET {o}").format(
+        union=sql.SQL(" UNION ALL ").join(branches),
+        order=_order_by(query),
+        n=params.add(limit),
+        o=params.add(offset),
+    )
+    return statement, params.values
+
+
+def build_count(query: RunQuery) -> tuple[sql.Composable, dict[str, Any]]:
+    """Every run the query matches (no paging)."""
+    params = _Params()
+    conds = _filters(query, params)
+    if query.q is not None:
+        exact, prefix = _rank_conditions(query.q, params)
+        conds.append(sql.SQL("({} OR {} OR {})").format(exact, prefix, _contains_condition(query.q, params)))
+    return sql.SQL("SELECT count(*) FROM migration_runs{}").format(_where(conds)), params.values
