@@ -88,7 +88,8 @@ SEARCH_STATEMENTS: Final = (
     """CREATE OR REPLACE FUNCTION migration_api_file_name(file_path TEXT)
         RETURNS TEXT LANGUAGE sql IMMUTABLE PARALLEL SAFE
         RETURN lower(reverse(split_part(reverse(replace(file_path, '\\', '/')), '/', 1)))""",
-    "CREATE INDEX IF NOT EXISTS migration_runs_lower_file_path_idx ON migration_runs (lower(file_path) text_pattern_ops)",
+    """CREATE INDEX IF NOT EXISTS migration_runs_lower_file_path_idx
+        ON migration_runs (lower(file_path) text_pattern_ops)""",
     """CREATE INDEX IF NOT EXISTS migration_runs_file_name_idx
         ON migration_runs (migration_api_file_name(file_path) text_pattern_ops)""",
     """DO $$ DECLARE trgm_schema TEXT; BEGIN

@@ -21,7 +21,7 @@ API = "/api/v1/migrations"
 BASE = datetime(2026, 3, 1, tzinfo=UTC)
 STATUSES = ("pending", "running", "paused", "completed", "failed", "cancelled")
 TYPES = ("disability", "absence", "group_policy", "employee", "claim")
-rng = random.Random(7)  # noqa: S311 - test data
+rng = random.Random(7)
 
 
 class StoredRunFactory(MsgspecFactory[RunRead]):
