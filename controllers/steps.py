@@ -31,6 +31,7 @@ from controllers.common import (
     write_scope,
 )
 from dto.steps import (
+    MAX_BATCH_ITEMS,
     CheckpointBatch,
     CheckpointCreate,
     CheckpointName,
@@ -169,8 +170,7 @@ class StepsController(Controller):
         States without `step_order` are numbered after the highest stored or sent one.
         """
         rid = parse_run_id(run_id)
-        for i, item in enumerate(data):
-            _check_size(request, len(msgspec.json.encode(item)), f"state [{i}]")
+        _check_batch(request, data, "state")
 
         async def append(conn: AsyncConnection[Any]) -> Outcome[list[StateRead]]:
             await _lock_open_run(conn, rid, late, "step states")
@@ -283,8 +283,7 @@ class StepsController(Controller):
     ) -> Response[list[CheckpointRead]]:
         """Record 1 to 1000 checkpoints in one transaction, in the order sent; all or nothing."""
         rid = parse_run_id(run_id)
-        for i, item in enumerate(data):
-            _check_size(request, len(msgspec.json.encode(item)), f"checkpoint [{i}]")
+        _check_batch(request, data, "checkpoint")
 
         async def append(conn: AsyncConnection[Any]) -> Outcome[list[CheckpointRead]]:
             await _lock_open_run(conn, rid, late, "checkpoints")
@@ -311,6 +310,14 @@ def _check_size(request: Request[Any, Any, Any], size: int, what: str) -> None:
     limit: int = request.app.state.settings.max_state_bytes
     if size > limit:
         raise PayloadTooLarge(f"{what} is {size} bytes, over the limit of {limit} bytes per state (MAX_STATE_BYTES)")
+
+
+def _check_batch(request: Request[Any, Any, Any], items: Sequence[Any], what: str) -> None:
+    # Checked here: Litestar does not apply msgspec's length bounds to a top-level array body.
+    if not 1 <= len(items) <= MAX_BATCH_ITEMS:
+        raise DomainError(f"a batch holds 1 to {MAX_BATCH_ITEMS} items, got {len(items)}")
+    for i, item in enumerate(items):
+        _check_size(request, len(msgspec.json.encode(item)), f"{what} [{i}]")
 
 
 async def _lock_open_run(conn: AsyncConnection[Any], rid: uuid.UUID, late: bool, what: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum, StrEnum
 from typing import Annotated
 
@@ -26,6 +26,17 @@ RecordType = Annotated[
 ]
 ErrorMessage = Annotated[str, msgspec.Meta(max_length=100_000, pattern=NUL_FREE_PATTERN)]
 Duration = Annotated[float, msgspec.Meta(ge=0, description="Seconds from creation to completion")]
+
+
+def _check_timestamps(body: msgspec.Struct, names: tuple[str, ...]) -> None:
+    """Refuse (400) a timestamp that leaves the years 1..9999 in UTC: it could be stored, not read back."""
+    for name in names:
+        value = getattr(body, name)
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            try:
+                value.astimezone(UTC)
+            except OverflowError:
+                raise ValueError(f"{name} is out of range: in UTC it falls outside the years 1 to 9999") from None
 
 
 class RunStatus(StrEnum):
@@ -71,6 +82,9 @@ class RunCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     success: bool | None = None
     error_message: ErrorMessage | None = None
 
+    def __post_init__(self) -> None:
+        _check_timestamps(self, ("created_at", "completed_at"))
+
     def columns(self) -> dict[str, object]:
         """Every field by column name, `status` as its text; `id` is generated when not given."""
         return {
@@ -100,6 +114,9 @@ class RunUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     total_duration: Duration | msgspec.UnsetType | None = msgspec.UNSET
     success: bool | msgspec.UnsetType | None = msgspec.UNSET
     error_message: ErrorMessage | msgspec.UnsetType | None = msgspec.UNSET
+
+    def __post_init__(self) -> None:
+        _check_timestamps(self, ("completed_at",))
 
     def changes(self) -> dict[str, object]:
         """The fields that were sent, by column name."""
