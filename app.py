@@ -17,6 +17,7 @@ from controllers.runs import RunsController
 from controllers.stats import StatsController
 from controllers.steps import StepsController
 from controllers.system import API_DESCRIPTION, API_NAME, API_VERSION, SystemController
+from controllers.timeline import TimelineController
 from db.embedded import start_embedded
 from db.pool import create_pool
 from db.schema import ensure_schema
@@ -58,7 +59,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """Build the application; reads the environment only when no settings are given."""
     settings = settings or load_settings()
     return Litestar(
-        route_handlers=[SystemController, RunsController, StepsController, StatsController, *static_routers()],
+        route_handlers=[
+            SystemController,
+            RunsController,
+            StepsController,
+            StatsController,
+            TimelineController,
+            *static_routers(),
+        ],
         lifespan=[database_lifespan],
         state=_initial_state(settings),
         exception_handlers=EXCEPTION_HANDLERS,

@@ -17,6 +17,8 @@ from typing import Final
 import psycopg
 from psycopg import sql
 
+from db.stats_schema import STATS_ROLLUP_STATEMENTS
+
 logger = logging.getLogger(__name__)
 
 # Arbitrary but fixed: every instance of this service serialises its schema work on this key.
@@ -170,6 +172,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             Index("migration_runs", "migration_runs_completed_at_id_idx", "btree (completed_at, id)"),
             Index("migration_runs", "migration_runs_total_duration_id_idx", "btree (total_duration, id)"),
         ),
+    ),
+    Migration(
+        5,
+        "statistics roll-ups kept by triggers on migration_runs, error fingerprints, indexes for the now-figures",
+        statements=STATS_ROLLUP_STATEMENTS,
     ),
 )
 

@@ -1,49 +1,525 @@
-"""Aggregate reads over `migration_runs`."""
+"""Aggregate reads over `migration_runs`: summary, history, error groups.
+
+Two sources give the same answers. With the roll-ups of db/stats_schema.py (kept exact by
+triggers) a statistic reads the day and hour roll-ups for the whole days and hours of the window
+and the base rows only for the partial hours at its edges. Without them (a database user that
+may not create tables or triggers) the same figures are computed from `migration_runs` alone:
+correct, but a full scan at a million runs. Durations are binned the same way in both, so the
+percentiles agree to the bit.
+
+Windows select runs by `created_at`: `since` inclusive, `until` exclusive. The "now" figures
+(last 24 h, running, stuck) ignore the window.
+"""
 
 from __future__ import annotations
 
-from typing import Final
+import math
+import time
+import weakref
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from dto.stats import MigrationStats
+from db.stats_schema import HIST_BASE, bin_sql, day_sql, fingerprint_sql, hour_sql
+from dto.stats import (
+    DurationStats,
+    ErrorGroup,
+    ErrorStats,
+    HistoryBucket,
+    Last24h,
+    MigrationStats,
+    StatsGroup,
+    StatsHistory,
+)
 
-SELECT_STATS_GROUPS: Final = """
-    SELECT status, record_type, count(*) AS n,
-           count(*) FILTER (WHERE created_at >= now() - interval '24 hours') AS recent,
-           count(*) FILTER (WHERE success) AS succeeded,
-           count(success) AS finished,
-           coalesce(sum(total_duration), 0) AS duration_sum,
-           count(total_duration) AS durations
+HOUR: Final = timedelta(hours=1)
+DAY: Final = timedelta(days=1)
+# Stand-ins for "no bound": day-aligned, and far outside any run's created_at.
+LOW: Final = datetime(1, 1, 1, tzinfo=UTC)
+HIGH: Final = datetime(9999, 12, 31, tzinfo=UTC)
+PERCENTILES: Final = (0.5, 0.9, 0.99)
+GROUP_KEYS: Final = ("status", "record_type")
+# How often the presence of the roll-ups (tables, function, enabled triggers) is checked again.
+ROLLUP_CHECK_SECONDS: Final = 60.0
+
+SELECT_ROLLUPS_PRESENT: Final = """
+    SELECT to_regclass('migration_api_run_counts_hour') IS NOT NULL
+       AND to_regclass('migration_api_run_counts_day') IS NOT NULL
+       AND to_regclass('migration_api_duration_hist_hour') IS NOT NULL
+       AND to_regclass('migration_api_duration_hist_day') IS NOT NULL
+       AND to_regclass('migration_api_duration_hist_total') IS NOT NULL
+       AND to_regclass('migration_api_duration_bins_hour') IS NOT NULL
+       AND to_regclass('migration_api_duration_bins_day') IS NOT NULL
+       AND to_regclass('migration_api_error_counts_day') IS NOT NULL
+       AND to_regprocedure('migration_api_error_fingerprint(text)') IS NOT NULL
+       AND (SELECT count(*) FROM pg_trigger
+             WHERE tgrelid = to_regclass('migration_runs') AND tgenabled <> 'D'
+               AND tgname IN ('migration_api_runs_rollup_insert', 'migration_api_runs_rollup_update',
+                              'migration_api_runs_rollup_delete', 'migration_api_runs_rollup_truncate')) = 4"""
+
+# One row per (status, record_type): n, succeeded, finished, dur_n, dur_sum, dur_max.
+_COUNT_AGGREGATES: Final = """count(*), count(*) FILTER (WHERE success), count(success), count(total_duration),
+           coalesce(sum(total_duration::numeric), 0), max(total_duration)"""
+SELECT_COUNTS_ROLLUP: Final = f"""
+    SELECT status, record_type, sum(n)::bigint, sum(succeeded)::bigint, sum(finished)::bigint,
+           sum(dur_n)::bigint, sum(dur_sum)::float8, max(dur_max)
+      FROM (SELECT status, record_type, n, succeeded, finished, dur_n, dur_sum, dur_max
+              FROM migration_api_run_counts_day
+             WHERE bucket >= %(day_lo)s AND bucket < %(day_hi)s
+            UNION ALL
+            SELECT status, record_type, n, succeeded, finished, dur_n, dur_sum, dur_max
+              FROM migration_api_run_counts_hour
+             WHERE (bucket >= %(hour1_lo)s AND bucket < %(hour1_hi)s)
+                OR (bucket >= %(hour2_lo)s AND bucket < %(hour2_hi)s)
+            UNION ALL
+            SELECT status, record_type, {_COUNT_AGGREGATES}
+              FROM migration_runs
+             WHERE (created_at >= %(base1_lo)s AND created_at < %(base1_hi)s)
+                OR (created_at >= %(base2_lo)s AND created_at < %(base2_hi)s)
+             GROUP BY 1, 2) parts
+     GROUP BY status, record_type
+    HAVING sum(n) > 0"""
+SELECT_COUNTS_BASE: Final = f"""
+    SELECT status, record_type, {_COUNT_AGGREGATES}
       FROM migration_runs
+     WHERE created_at >= %(lo)s AND created_at < %(hi)s
      GROUP BY status, record_type"""
+
+# One row per (status, record_type, duration bin): runs in it.
+SELECT_BINS_TOTAL: Final = """
+    SELECT status, record_type, bin, n FROM migration_api_duration_hist_total WHERE n > 0"""
+SELECT_BINS_ROLLUP: Final = f"""
+    SELECT status, record_type, bin, sum(n)::bigint
+      FROM (SELECT status, record_type, bin, n
+              FROM migration_api_duration_hist_day
+             WHERE bucket >= %(day_lo)s AND bucket < %(day_hi)s
+            UNION ALL
+            SELECT status, record_type, bin, n
+              FROM migration_api_duration_hist_hour
+             WHERE (bucket >= %(hour1_lo)s AND bucket < %(hour1_hi)s)
+                OR (bucket >= %(hour2_lo)s AND bucket < %(hour2_hi)s)
+            UNION ALL
+            SELECT status, record_type, {bin_sql("total_duration")}, count(*)
+              FROM migration_runs
+             WHERE total_duration IS NOT NULL
+               AND ((created_at >= %(base1_lo)s AND created_at < %(base1_hi)s)
+                 OR (created_at >= %(base2_lo)s AND created_at < %(base2_hi)s))
+             GROUP BY 1, 2, 3) parts
+     GROUP BY 1, 2, 3
+    HAVING sum(n) > 0"""
+SELECT_BINS_BASE: Final = f"""
+    SELECT status, record_type, {bin_sql("total_duration")}, count(*)
+      FROM migration_runs
+     WHERE total_duration IS NOT NULL AND created_at >= %(lo)s AND created_at < %(hi)s
+     GROUP BY 1, 2, 3"""
+
+# The "now" figures: bounded index scans (created_at, completed_at, the running partial index,
+# the created_at indexes of states and checkpoints). Stuck = running minus running with activity.
+SELECT_NOW: Final = """
+    SELECT (SELECT count(*) FROM migration_runs WHERE created_at >= now() - interval '24 hours'),
+           (SELECT count(*) FROM migration_runs WHERE completed_at >= now() - interval '24 hours'),
+           (SELECT count(*) FROM migration_runs
+             WHERE completed_at >= now() - interval '24 hours' AND status = 'failed'),
+           (SELECT count(*) FROM migration_runs WHERE status = 'running'),
+           (SELECT count(*) FROM (
+                SELECT id FROM migration_runs WHERE status = 'running' AND updated_at >= now() - %(stuck_after)s
+                UNION
+                SELECT s.run_id FROM workflow_states s JOIN migration_runs r ON r.id = s.run_id
+                 WHERE s.created_at >= now() - %(stuck_after)s AND r.status = 'running'
+                UNION
+                SELECT c.run_id FROM workflow_checkpoints c JOIN migration_runs r ON r.id = c.run_id
+                 WHERE c.created_at >= now() - %(stuck_after)s AND r.status = 'running') alive)"""
+
+# History: per bucket and status / per bucket and bin.
+_HISTORY_COUNT_COLUMNS: Final = (
+    "sum(n)::bigint, sum(succeeded)::bigint, sum(finished)::bigint, sum(dur_n)::bigint, max(dur_max)"
+)
+SELECT_HISTORY_COUNTS_HOUR: Final = f"""
+    SELECT bucket, status, {_HISTORY_COUNT_COLUMNS}
+      FROM migration_api_run_counts_hour WHERE bucket >= %(lo)s AND bucket < %(hi)s
+     GROUP BY 1, 2 HAVING sum(n) > 0"""
+SELECT_HISTORY_COUNTS_DAY: Final = f"""
+    SELECT bucket, status, {_HISTORY_COUNT_COLUMNS}
+      FROM migration_api_run_counts_day WHERE bucket >= %(lo)s AND bucket < %(hi)s
+     GROUP BY 1, 2 HAVING sum(n) > 0"""
+SELECT_HISTORY_BINS_HOUR: Final = """
+    SELECT bucket, bin, n FROM migration_api_duration_bins_hour
+     WHERE bucket >= %(lo)s AND bucket < %(hi)s AND n > 0"""
+SELECT_HISTORY_BINS_DAY: Final = """
+    SELECT bucket, bin, n FROM migration_api_duration_bins_day
+     WHERE bucket >= %(lo)s AND bucket < %(hi)s AND n > 0"""
+
+
+def _history_base_counts(bucket: str) -> str:
+    return f"""
+    SELECT {bucket}, status, count(*), count(*) FILTER (WHERE success), count(success), count(total_duration),
+           max(total_duration)
+      FROM migration_runs WHERE created_at >= %(lo)s AND created_at < %(hi)s
+     GROUP BY 1, 2"""
+
+
+def _history_base_bins(bucket: str) -> str:
+    return f"""
+    SELECT {bucket}, {bin_sql("total_duration")}, count(*)
+      FROM migration_runs WHERE total_duration IS NOT NULL AND created_at >= %(lo)s AND created_at < %(hi)s
+     GROUP BY 1, 2"""
+
+
+SELECT_HISTORY_COUNTS_HOUR_BASE: Final = _history_base_counts(hour_sql("created_at"))
+SELECT_HISTORY_COUNTS_DAY_BASE: Final = _history_base_counts(day_sql("created_at"))
+SELECT_HISTORY_BINS_HOUR_BASE: Final = _history_base_bins(hour_sql("created_at"))
+SELECT_HISTORY_BINS_DAY_BASE: Final = _history_base_bins(day_sql("created_at"))
+
+# Error groups: fingerprint, count, first/last seen, {record_type: n}, distinct fingerprints,
+# failed runs, the 3 most recent run ids and the latest message.
+_ERROR_GROUPS_TAIL: Final = """
+    by_type AS (
+        SELECT fingerprint, record_type, sum(n) AS n, min(first_seen) AS first_seen, max(last_seen) AS last_seen
+          FROM parts GROUP BY 1, 2),
+    grouped AS (
+        SELECT fingerprint, sum(n)::bigint AS n, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+               jsonb_object_agg(record_type, n) AS record_types,
+               count(*) OVER () AS fingerprints, sum(sum(n)) OVER ()::bigint AS total_failed
+          FROM by_type GROUP BY fingerprint
+         ORDER BY 2 DESC, 1 LIMIT %(limit)s)"""
+SELECT_ERRORS_ROLLUP: Final = f"""
+    WITH parts AS (
+        SELECT fingerprint, record_type, n, first_seen, last_seen
+          FROM migration_api_error_counts_day WHERE bucket >= %(day_lo)s AND bucket < %(day_hi)s
+        UNION ALL
+        SELECT migration_api_error_fingerprint(error_message), record_type, count(*), min(created_at), max(created_at)
+          FROM migration_runs
+         WHERE status = 'failed'
+           AND ((created_at >= %(edge1_lo)s AND created_at < %(edge1_hi)s)
+             OR (created_at >= %(edge2_lo)s AND created_at < %(edge2_hi)s))
+         GROUP BY 1, 2),
+    {_ERROR_GROUPS_TAIL}
+    SELECT g.fingerprint, g.n, g.first_seen, g.last_seen, g.record_types, g.fingerprints, g.total_failed,
+           e.ids, e.message
+      FROM grouped g
+     CROSS JOIN LATERAL (
+           SELECT array_agg(x.id ORDER BY x.created_at DESC, x.id DESC) AS ids,
+                  (array_agg(x.error_message ORDER BY x.created_at DESC, x.id DESC))[1] AS message
+             FROM (SELECT r.id, r.created_at, r.error_message FROM migration_runs r
+                    WHERE r.status = 'failed' AND migration_api_error_fingerprint(r.error_message) = g.fingerprint
+                      AND r.created_at >= %(lo)s AND r.created_at < %(hi)s
+                    ORDER BY r.created_at DESC LIMIT 3) x) e
+     ORDER BY g.n DESC, g.fingerprint"""
+SELECT_ERRORS_BASE: Final = f"""
+    WITH failed AS MATERIALIZED (
+        SELECT id, created_at, record_type, error_message, {fingerprint_sql("error_message")} AS fingerprint
+          FROM migration_runs WHERE status = 'failed' AND created_at >= %(lo)s AND created_at < %(hi)s),
+    parts AS (
+        SELECT fingerprint, record_type, count(*) AS n, min(created_at) AS first_seen, max(created_at) AS last_seen
+          FROM failed GROUP BY 1, 2),
+    {_ERROR_GROUPS_TAIL},
+    ranked AS (
+        SELECT fingerprint, id, created_at, error_message,
+               row_number() OVER (PARTITION BY fingerprint ORDER BY created_at DESC, id DESC) AS rn
+          FROM failed)
+    SELECT g.fingerprint, g.n, g.first_seen, g.last_seen, g.record_types, g.fingerprints, g.total_failed,
+           (SELECT array_agg(k.id ORDER BY k.rn) FROM ranked k WHERE k.fingerprint = g.fingerprint AND k.rn <= 3),
+           (SELECT k.error_message FROM ranked k WHERE k.fingerprint = g.fingerprint AND k.rn = 1)
+      FROM grouped g
+     ORDER BY g.n DESC, g.fingerprint"""
+
+
+# --- windows ---------------------------------------------------------------------------------
+
+
+def floor_to(ts: datetime, step: timedelta) -> datetime:
+    """The start of the UTC hour or day (`step`) that holds `ts`."""
+    ts = ts.astimezone(UTC)
+    if step == DAY:
+        return ts.replace(hour=0, minute=0, second=0, microsecond=0)
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_to(ts: datetime, step: timedelta) -> datetime:
+    """`ts` if it starts an hour or day (`step`), else the start of the next one."""
+    floor = floor_to(ts, step)
+    return floor if floor == ts else floor + step
+
+
+@dataclass(frozen=True)
+class Segments:
+    """A window [since, until) cut into whole days, whole hours at both ends, and the partial hours
+    at both ends (read from the base rows). Empty parts are (x, x)."""
+
+    days: tuple[datetime, datetime]
+    hours: tuple[tuple[datetime, datetime], tuple[datetime, datetime]]
+    base: tuple[tuple[datetime, datetime], tuple[datetime, datetime]]
+
+    def params(self) -> dict[str, datetime]:
+        (h1, h2), (b1, b2) = self.hours, self.base
+        return {
+            "day_lo": self.days[0],
+            "day_hi": self.days[1],
+            "hour1_lo": h1[0],
+            "hour1_hi": h1[1],
+            "hour2_lo": h2[0],
+            "hour2_hi": h2[1],
+            "base1_lo": b1[0],
+            "base1_hi": b1[1],
+            "base2_lo": b2[0],
+            "base2_hi": b2[1],
+        }
+
+
+def split_window(since: datetime, until: datetime) -> Segments:
+    """Cut [since, until) into the parts each roll-up can answer exactly."""
+    hour_lo, hour_hi = ceil_to(since, HOUR), floor_to(until, HOUR)
+    if hour_lo >= hour_hi:  # no whole hour inside: all from the base rows
+        return Segments((LOW, LOW), ((LOW, LOW), (LOW, LOW)), ((since, until), (LOW, LOW)))
+    base = ((since, hour_lo), (hour_hi, until))
+    day_lo, day_hi = ceil_to(hour_lo, DAY), floor_to(hour_hi, DAY)
+    if day_lo >= day_hi:
+        return Segments((LOW, LOW), ((hour_lo, hour_hi), (LOW, LOW)), base)
+    return Segments((day_lo, day_hi), ((hour_lo, day_lo), (day_hi, hour_hi)), base)
+
+
+def split_window_by_day(since: datetime, until: datetime) -> tuple[tuple[datetime, datetime], dict[str, datetime]]:
+    """Whole days of [since, until) and the two partial days (as SQL parameters `edge*`)."""
+    day_lo, day_hi = ceil_to(since, DAY), floor_to(until, DAY)
+    if day_lo >= day_hi:
+        return (LOW, LOW), {"edge1_lo": since, "edge1_hi": until, "edge2_lo": LOW, "edge2_hi": LOW}
+    return (day_lo, day_hi), {"edge1_lo": since, "edge1_hi": day_lo, "edge2_lo": day_hi, "edge2_hi": until}
+
+
+# --- percentiles -----------------------------------------------------------------------------
+
+
+def bin_middle(bin_no: int) -> float:
+    """The geometric middle of a duration bin: within 2 % of every duration in the bin."""
+    return float(HIST_BASE ** (bin_no + 0.5))
+
+
+def duration_stats(bins: Counter[int], count: int, maximum: float | None) -> DurationStats:
+    """Nearest-rank percentiles from a histogram: the middle of the bin holding rank ceil(p * count)."""
+    total = sum(bins.values())
+    if total == 0:
+        return DurationStats(count=count, p50=None, p90=None, p99=None, max=maximum)
+    ordered = sorted(bins.items())
+    values: list[float] = []
+    for p in PERCENTILES:
+        rank = max(1, math.ceil(p * total - 1e-9))
+        seen = 0
+        for bin_no, n in ordered:
+            seen += n
+            if seen >= rank:
+                value = bin_middle(bin_no)
+                values.append(round(min(value, maximum) if maximum is not None else value, 3))
+                break
+    return DurationStats(count=count, p50=values[0], p90=values[1], p99=values[2], max=maximum)
+
+
+@dataclass
+class _Totals:
+    n: int = 0
+    succeeded: int = 0
+    finished: int = 0
+    dur_n: int = 0
+    dur_sum: float = 0.0
+    dur_max: float | None = None
+    bins: Counter[int] = field(default_factory=Counter)
+
+    def add(self, n: int, succeeded: int, finished: int, dur_n: int, dur_sum: float, dur_max: float | None) -> None:
+        self.n += n
+        self.succeeded += succeeded
+        self.finished += finished
+        self.dur_n += dur_n
+        self.dur_sum += float(dur_sum)
+        if dur_max is not None and (self.dur_max is None or dur_max > self.dur_max):
+            self.dur_max = dur_max
+
+    @property
+    def success_rate(self) -> float | None:
+        return round(self.succeeded / self.finished, 4) if self.finished else None
+
+    @property
+    def average_duration(self) -> float | None:
+        return round(self.dur_sum / self.dur_n, 3) if self.dur_n else None
+
+    def duration(self) -> DurationStats:
+        return duration_stats(self.bins, self.dur_n, self.dur_max)
+
+
+def _aggregate(
+    counts: Iterable[tuple[Any, ...]], bins: Iterable[tuple[Any, ...]], key: Callable[[str, str], Any]
+) -> dict[Any, _Totals]:
+    groups: dict[Any, _Totals] = {}
+    for status, record_type, n, ok, finished, dur_n, dur_sum, dur_max in counts:
+        _totals(groups, key(status, record_type)).add(n, ok, finished, dur_n, dur_sum, dur_max)
+    for status, record_type, bin_no, n in bins:
+        _totals(groups, key(status, record_type)).bins[bin_no] += n
+    return groups
+
+
+def _totals(groups: dict[Any, _Totals], key: Any) -> _Totals:
+    found = groups.get(key)
+    if found is None:
+        found = groups[key] = _Totals()
+    return found
+
+
+# --- the repository --------------------------------------------------------------------------
+
+# Per pool: whether the roll-ups are usable, and when that was checked (monotonic seconds).
+_rollups_seen: weakref.WeakKeyDictionary[AsyncConnectionPool, tuple[bool, float]] = weakref.WeakKeyDictionary()
+
+
+async def rollups_present(pool: AsyncConnectionPool, conn: AsyncConnection[Any]) -> bool:
+    """Whether the roll-up tables, the fingerprint function and the four triggers are in place."""
+    seen = _rollups_seen.get(pool)
+    if seen is not None and time.monotonic() - seen[1] < ROLLUP_CHECK_SECONDS:
+        return seen[0]
+    cur = await conn.execute(SELECT_ROLLUPS_PRESENT)
+    row = await cur.fetchone()
+    present = bool(row and row[0])
+    _rollups_seen[pool] = (present, time.monotonic())
+    return present
 
 
 class StatsRepository:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, *, stuck_after_minutes: float = 30.0) -> None:
         self.pool = pool
+        self.stuck_after = timedelta(minutes=stuck_after_minutes)
 
-    async def summary(self) -> MigrationStats:
+    async def summary(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        group_by: tuple[str, ...] = (),
+    ) -> MigrationStats:
+        """Everything of /stats; see the module doc for the window and the sources."""
+        lo, hi = since or LOW, until or HIGH
         async with self.pool.connection() as conn:
-            cur = await conn.execute(SELECT_STATS_GROUPS)
-            rows = await cur.fetchall()
-        by_status: dict[str, int] = {}
-        by_type: dict[str, int] = {}
-        recent = succeeded = finished = durations = 0
-        duration_sum = 0.0
-        for status, record_type, n, n_recent, n_ok, n_finished, d_sum, n_dur in rows:
-            by_status[status] = by_status.get(status, 0) + n
-            by_type[record_type] = by_type.get(record_type, 0) + n
-            recent += n_recent
-            succeeded += n_ok
-            finished += n_finished
-            duration_sum += d_sum
-            durations += n_dur
+            if await rollups_present(self.pool, conn):
+                segments = split_window(lo, hi).params()
+                counts = await (await conn.execute(SELECT_COUNTS_ROLLUP, segments)).fetchall()
+                if since is None and until is None:
+                    bins = await (await conn.execute(SELECT_BINS_TOTAL)).fetchall()
+                else:
+                    bins = await (await conn.execute(SELECT_BINS_ROLLUP, segments)).fetchall()
+            else:
+                window = {"lo": lo, "hi": hi}
+                counts = await (await conn.execute(SELECT_COUNTS_BASE, window)).fetchall()
+                bins = await (await conn.execute(SELECT_BINS_BASE, window)).fetchall()
+            now_row = await (await conn.execute(SELECT_NOW, {"stuck_after": self.stuck_after})).fetchone()
+        assert now_row is not None
+        started, finished_24h, failed_24h, running, alive = now_row
+
+        overall = _aggregate(counts, bins, lambda s, t: None).get(None, _Totals())
+        by_status = _aggregate(counts, (), lambda s, t: s)
+        by_type = _aggregate(counts, bins, lambda s, t: t)
+        groups: list[StatsGroup] | None = None
+        if group_by:
+            keyed = _aggregate(
+                counts,
+                bins,
+                lambda s, t: (s if "status" in group_by else None, t if "record_type" in group_by else None),
+            )
+            groups = [
+                StatsGroup(
+                    status=status,
+                    record_type=record_type,
+                    total=g.n,
+                    succeeded=g.succeeded,
+                    finished=g.finished,
+                    success_rate=g.success_rate,
+                    average_duration=g.average_duration,
+                    duration=g.duration(),
+                )
+                for (status, record_type), g in sorted(
+                    keyed.items(), key=lambda kv: (-kv[1].n, kv[0][0] or "", kv[0][1] or "")
+                )
+            ]
         return MigrationStats(
-            total_migrations=sum(by_status.values()),
-            status_breakdown=by_status,
-            recent_24h=recent,
-            record_type_breakdown=by_type,
-            success_rate=round(succeeded / finished, 4) if finished else None,
-            average_duration=round(duration_sum / durations, 3) if durations else None,
+            total_migrations=overall.n,
+            status_breakdown={s: g.n for s, g in by_status.items()},
+            recent_24h=started,
+            record_type_breakdown={t: g.n for t, g in by_type.items()},
+            success_rate=overall.success_rate,
+            average_duration=overall.average_duration,
+            since=since,
+            until=until,
+            duration=overall.duration(),
+            duration_by_record_type={t: g.duration() for t, g in sorted(by_type.items())},
+            last_24h=Last24h(started=started, finished=finished_24h, failed=failed_24h),
+            running_now=running,
+            stuck=max(0, running - alive),
+            stuck_after_minutes=self.stuck_after.total_seconds() / 60,
+            groups=groups,
         )
+
+    async def history(self, interval: str, since: datetime, until: datetime) -> StatsHistory:
+        """Buckets of `interval` from `since` to `until` (both already on bucket boundaries)."""
+        step = HOUR if interval == "hour" else DAY
+        window = {"lo": since, "hi": until}
+        async with self.pool.connection() as conn:
+            if await rollups_present(self.pool, conn):
+                counts_sql = SELECT_HISTORY_COUNTS_HOUR if step == HOUR else SELECT_HISTORY_COUNTS_DAY
+                bins_sql = SELECT_HISTORY_BINS_HOUR if step == HOUR else SELECT_HISTORY_BINS_DAY
+            else:
+                counts_sql = SELECT_HISTORY_COUNTS_HOUR_BASE if step == HOUR else SELECT_HISTORY_COUNTS_DAY_BASE
+                bins_sql = SELECT_HISTORY_BINS_HOUR_BASE if step == HOUR else SELECT_HISTORY_BINS_DAY_BASE
+            counts = await (await conn.execute(counts_sql, window)).fetchall()
+            bins = await (await conn.execute(bins_sql, window)).fetchall()
+        totals: dict[datetime, _Totals] = {}
+        by_status: dict[datetime, dict[str, int]] = {}
+        for bucket, status, n, ok, finished, dur_n, dur_max in counts:
+            _totals(totals, bucket).add(n, ok, finished, dur_n, 0.0, dur_max)
+            by_status.setdefault(bucket, {})[status] = n
+        for bucket, bin_no, n in bins:
+            _totals(totals, bucket).bins[bin_no] += n
+        buckets = []
+        start = since
+        while start < until:
+            t = totals.get(start, _Totals())
+            buckets.append(
+                HistoryBucket(
+                    start=start,
+                    end=start + step,
+                    total=t.n,
+                    by_status=dict(sorted(by_status.get(start, {}).items())),
+                    succeeded=t.succeeded,
+                    finished=t.finished,
+                    success_rate=t.success_rate,
+                    duration=t.duration(),
+                )
+            )
+            start += step
+        return StatsHistory(interval=interval, since=since, until=until, buckets=buckets)
+
+    async def errors(self, since: datetime | None, until: datetime | None, limit: int) -> ErrorStats:
+        """Failed runs in the window grouped by error fingerprint, most frequent first."""
+        lo, hi = since or LOW, until or HIGH
+        async with self.pool.connection() as conn:
+            if await rollups_present(self.pool, conn):
+                (day_lo, day_hi), edges = split_window_by_day(lo, hi)
+                params: dict[str, Any] = {"day_lo": day_lo, "day_hi": day_hi, **edges}
+                query = SELECT_ERRORS_ROLLUP
+            else:
+                params, query = {}, SELECT_ERRORS_BASE
+            params.update(lo=lo, hi=hi, limit=limit)
+            rows = await (await conn.execute(query, params)).fetchall()
+        groups = [
+            ErrorGroup(
+                fingerprint=fingerprint,
+                count=n,
+                first_seen=first_seen,
+                last_seen=last_seen,
+                record_types={t: int(c) for t, c in sorted(record_types.items())},
+                example_run_ids=list(ids or []),
+                example_message=message,
+            )
+            for fingerprint, n, first_seen, last_seen, record_types, _, _, ids, message in rows
+        ]
+        fingerprints = rows[0][5] if rows else 0
+        total_failed = rows[0][6] if rows else 0
+        return ErrorStats(since=since, until=until, total_failed=total_failed, fingerprints=fingerprints, groups=groups)

@@ -1,0 +1,56 @@
+"""A run's steps in order, with how long each took next to the usual time for its record type."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+MEDIAN_NOTE = (
+    "The median of a step is taken over the most recent runs of the same record type (at most "
+    "`reference_runs`, newest by `created_at`, this run excluded) that have a duration for that step."
+)
+
+
+class TimelineStep(msgspec.Struct):
+    """One step state of the run and its duration."""
+
+    step_order: int
+    step_name: str
+    started_at: Annotated[datetime, msgspec.Meta(description="`created_at` of the step's state")]
+    ended_at: Annotated[
+        datetime | None,
+        msgspec.Meta(
+            description=(
+                "`created_at` of the next state; for the last step the run's `completed_at` (null while running)"
+            )
+        ),
+    ]
+    duration_seconds: Annotated[float | None, msgspec.Meta(description="ended_at - started_at, seconds")]
+    median_seconds: Annotated[
+        float | None, msgspec.Meta(description="Median duration of this step for the record type (see `MEDIAN_NOTE`)")
+    ]
+    median_sample_size: Annotated[int, msgspec.Meta(ge=0, description="Runs the median was taken over")]
+    ratio_to_median: Annotated[
+        float | None, msgspec.Meta(description="duration_seconds / median_seconds (2 decimals); > 1 is slower")
+    ]
+
+
+class RunTimeline(msgspec.Struct):
+    """The run's steps by `step_order` with durations from consecutive states."""
+
+    run_id: uuid.UUID
+    record_type: str
+    status: str
+    created_at: datetime
+    completed_at: datetime | None
+    total_duration: float | None
+    reference_runs: Annotated[
+        int, msgspec.Meta(ge=0, description="Recent runs of this record type the medians were taken over")
+    ]
+    slowest_step: Annotated[
+        str | None, msgspec.Meta(description="The step with the highest ratio_to_median (null without medians)")
+    ]
+    steps: list[TimelineStep]

@@ -1,0 +1,98 @@
+"""A run's step timeline and the median step durations of recent runs of the same record type."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Final
+
+from psycopg_pool import AsyncConnectionPool
+
+from dto.timeline import RunTimeline, TimelineStep
+
+# How many recent runs of the record type the step medians are taken over: the newest ones by
+# created_at (index on (record_type, created_at, id)), with their states by run_id. Bounded, so
+# the cost does not grow with the table.
+REFERENCE_RUNS: Final = 200
+
+SELECT_RUN: Final = """
+    SELECT id, record_type, status, created_at, completed_at, total_duration
+      FROM migration_runs WHERE id = %(id)s"""
+# A step lasts from its state's created_at to the next state's (by step_order); the last one
+# until the run's completed_at.
+SELECT_RUN_STEPS: Final = """
+    SELECT s.step_order, s.step_name, s.created_at,
+           coalesce(lead(s.created_at) OVER w, r.completed_at) AS ended_at
+      FROM workflow_states s JOIN migration_runs r ON r.id = s.run_id
+     WHERE s.run_id = %(id)s
+    WINDOW w AS (ORDER BY s.step_order, s.created_at, s.id)
+     ORDER BY s.step_order, s.created_at, s.id"""
+SELECT_STEP_MEDIANS: Final = """
+    WITH reference AS (
+        SELECT id, completed_at FROM migration_runs
+         WHERE record_type = %(record_type)s AND id <> %(id)s
+         ORDER BY created_at DESC LIMIT %(runs)s),
+    durations AS (
+        SELECT s.step_name,
+               extract(epoch FROM coalesce(lead(s.created_at) OVER w, ref.completed_at) - s.created_at) AS seconds
+          FROM reference ref JOIN workflow_states s ON s.run_id = ref.id
+        WINDOW w AS (PARTITION BY s.run_id ORDER BY s.step_order, s.created_at, s.id))
+    SELECT step_name, percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds), count(seconds),
+           (SELECT count(*) FROM reference)
+      FROM durations WHERE seconds IS NOT NULL AND step_name = ANY(%(steps)s)
+     GROUP BY step_name"""
+
+
+def _seconds(delta: Any) -> float | None:
+    return None if delta is None else round(delta.total_seconds(), 3)
+
+
+class TimelineRepository:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def get(self, run_id: uuid.UUID) -> RunTimeline | None:
+        """The run's timeline, or None if there is no such run."""
+        async with self.pool.connection() as conn:
+            run = await (await conn.execute(SELECT_RUN, {"id": run_id})).fetchone()
+            if run is None:
+                return None
+            steps = await (await conn.execute(SELECT_RUN_STEPS, {"id": run_id})).fetchall()
+            medians: dict[str, tuple[float, int]] = {}
+            reference_runs = 0
+            if steps:
+                names = sorted({step[1] for step in steps})
+                params = {"record_type": run[1], "id": run_id, "runs": REFERENCE_RUNS, "steps": names}
+                for name, median, n, runs in await (await conn.execute(SELECT_STEP_MEDIANS, params)).fetchall():
+                    medians[name] = (float(median), n)
+                    reference_runs = runs
+        timeline = []
+        for step_order, step_name, started_at, ended_at in steps:
+            duration = _seconds(ended_at - started_at) if ended_at is not None else None
+            median, sample = medians.get(step_name, (None, 0))
+            median = round(median, 3) if median is not None else None
+            ratio = round(duration / median, 2) if duration is not None and median else None
+            timeline.append(
+                TimelineStep(
+                    step_order=step_order,
+                    step_name=step_name,
+                    started_at=started_at,
+                    ended_at=ended_at,
+                    duration_seconds=duration,
+                    median_seconds=median,
+                    median_sample_size=sample,
+                    ratio_to_median=ratio,
+                )
+            )
+        ranked = [s for s in timeline if s.ratio_to_median is not None]
+        slowest = max(ranked, key=lambda s: s.ratio_to_median or 0.0).step_name if ranked else None
+        return RunTimeline(
+            run_id=run[0],
+            record_type=run[1],
+            status=run[2],
+            created_at=run[3],
+            completed_at=run[4],
+            total_duration=run[5],
+            reference_runs=reference_runs,
+            slowest_step=slowest,
+            steps=timeline,
+        )
