@@ -310,3 +310,36 @@ def test_a_status_the_engines_check_refuses_is_422_naming_the_constraint(
     keyed = [client.post(API, json=run_body(file_path="k.csv"), headers={"Idempotency-Key": "e-1"}) for _ in range(2)]
     assert [r.status_code for r in keyed] == [201, 201]
     assert keyed[0].json()["id"] == keyed[1].json()["id"]
+
+
+# --- the OpenAPI document ---------------------------------------------------------------------------
+
+ENGINE_OPERATIONS = {
+    # operation id: (header/query parameters, response codes, response headers of the success code)
+    "CreateMigrationRun": ({"Idempotency-Key"}, {201, 400, 409, 413, 422, 503}, {"Location", "ETag"}),
+    "GetMigrationRun": ({"If-None-Match"}, {200, 304, 400, 404, 503}, {"ETag"}),
+    "UpdateMigrationRun": ({"If-Match"}, {200, 400, 404, 409, 412, 413, 422, 503}, {"ETag"}),
+    "CancelMigrationRun": ({"If-Match"}, {200, 400, 404, 409, 412, 422, 503}, {"ETag"}),
+    "DeleteMigrationRun": ({"If-Match", "force"}, {204, 400, 404, 409, 412, 503}, set()),
+    "AppendRunState": ({"Idempotency-Key", "late"}, {201, 400, 404, 409, 413, 422, 503}, {"Location"}),
+    "AppendRunStates": ({"Idempotency-Key", "late"}, {201, 400, 404, 409, 413, 422, 503}, {"Location"}),
+    "AppendRunCheckpoint": ({"Idempotency-Key", "late"}, {201, 400, 404, 409, 413, 422, 503}, {"Location"}),
+    "AppendRunCheckpoints": ({"Idempotency-Key", "late"}, {201, 400, 404, 409, 413, 422, 503}, {"Location"}),
+    "GetLatestRunState": (set(), {200, 400, 404, 503}, set()),
+    "GetRunState": (set(), {200, 400, 404, 503}, set()),
+    "GetLatestRunCheckpoint": ({"name"}, {200, 400, 404, 503}, set()),
+    "GetRunCheckpoint": (set(), {200, 400, 404, 503}, set()),
+}
+
+
+def test_openapi_documents_every_engine_operation_with_its_errors_and_headers(client: TestClient[Any]) -> None:
+    document = client.get("/openapi.json").json()
+    operations = {op["operationId"]: op for item in document["paths"].values() for op in item.values()}
+    for operation_id, (parameters, codes, headers) in ENGINE_OPERATIONS.items():
+        op = operations[operation_id]
+        named = {p["name"] for p in op.get("parameters", []) if p["in"] in ("header", "query")}
+        assert parameters <= named, operation_id
+        assert {int(code) for code in op["responses"]} == codes, operation_id
+        success = op["responses"][str(min(codes))]
+        assert headers <= set(success.get("headers", {})), operation_id
+        assert op.get("description") or op.get("summary")
