@@ -1,0 +1,323 @@
+"""The roll-ups agree with a full recomputation after mixed writes through the API and by SQL, and the
+statistics stay correct without them (a database user that may not create tables or triggers)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from litestar.testing import TestClient
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from app import create_app
+from tests.conftest import make_settings, run_body
+from tests.stats_bruteforce import (
+    DAY,
+    HOUR,
+    assert_summary_matches,
+    duration_bin,
+    expected_errors,
+    expected_summary,
+    fetch_runs,
+    fingerprint,
+    insert_run,
+)
+from tests.test_engine_schema import ENGINE_DDL
+
+API = "/api/v1/migrations"
+
+
+def _hour(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _day(ts: datetime) -> datetime:
+    return _hour(ts).replace(hour=0)
+
+
+def recomputed(rows: list[dict[str, Any]]) -> dict[str, set[tuple[Any, ...]]]:
+    """Every roll-up table as the backfill would build it, computed in Python."""
+    out: dict[str, set[tuple[Any, ...]]] = {}
+    for table, bucket in (("migration_api_run_counts_hour", _hour), ("migration_api_run_counts_day", _day)):
+        groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            groups[(bucket(r["created_at"]), r["status"], r["record_type"])].append(r)
+        out[table] = {
+            (
+                *key,
+                len(rs),
+                sum(1 for r in rs if r["success"]),
+                sum(1 for r in rs if r["success"] is not None),
+                sum(1 for r in rs if r["total_duration"] is not None),
+                sum((Decimal(repr(r["total_duration"])) for r in rs if r["total_duration"] is not None), Decimal(0)),
+                max((r["total_duration"] for r in rs if r["total_duration"] is not None), default=None),
+            )
+            for key, rs in groups.items()
+        }
+    timed = [r for r in rows if r["total_duration"] is not None]
+
+    def hist(key: Any) -> set[tuple[Any, ...]]:
+        return {(*k, n) for k, n in Counter(key(r) for r in timed).items()}
+
+    out["migration_api_duration_hist_hour"] = hist(
+        lambda r: (_hour(r["created_at"]), r["record_type"], r["status"], duration_bin(r["total_duration"]))
+    )
+    out["migration_api_duration_hist_day"] = hist(
+        lambda r: (_day(r["created_at"]), r["record_type"], r["status"], duration_bin(r["total_duration"]))
+    )
+    out["migration_api_duration_hist_total"] = hist(
+        lambda r: (r["record_type"], r["status"], duration_bin(r["total_duration"]))
+    )
+    out["migration_api_duration_bins_hour"] = hist(
+        lambda r: (_hour(r["created_at"]), duration_bin(r["total_duration"]))
+    )
+    out["migration_api_duration_bins_day"] = hist(lambda r: (_day(r["created_at"]), duration_bin(r["total_duration"])))
+    errors: dict[tuple[Any, ...], list[datetime]] = defaultdict(list)
+    for r in rows:
+        if r["status"] == "failed":
+            errors[(_day(r["created_at"]), fingerprint(r["error_message"]), r["record_type"])].append(r["created_at"])
+    out["migration_api_error_counts_day"] = {(*k, len(ts), min(ts), max(ts)) for k, ts in errors.items()}
+    return out
+
+
+ROLLUP_QUERIES = {
+    "migration_api_run_counts_hour": "SELECT bucket, status, record_type, n, succeeded, finished, dur_n, dur_sum, "
+    "dur_max FROM migration_api_run_counts_hour",
+    "migration_api_run_counts_day": "SELECT bucket, status, record_type, n, succeeded, finished, dur_n, dur_sum, "
+    "dur_max FROM migration_api_run_counts_day",
+    "migration_api_duration_hist_hour": "SELECT bucket, record_type, status, bin, n "
+    "FROM migration_api_duration_hist_hour",
+    "migration_api_duration_hist_day": "SELECT bucket, record_type, status, bin, n "
+    "FROM migration_api_duration_hist_day",
+    "migration_api_duration_hist_total": "SELECT record_type, status, bin, n FROM migration_api_duration_hist_total",
+    "migration_api_duration_bins_hour": "SELECT bucket, bin, n FROM migration_api_duration_bins_hour",
+    "migration_api_duration_bins_day": "SELECT bucket, bin, n FROM migration_api_duration_bins_day",
+    "migration_api_error_counts_day": "SELECT bucket, fingerprint, record_type, n, first_seen, last_seen "
+    "FROM migration_api_error_counts_day",
+}
+
+
+def assert_rollups_agree(db: psycopg.Connection[Any]) -> None:
+    want = recomputed(fetch_runs(db))
+    for table, query in ROLLUP_QUERIES.items():
+        got = {tuple(row) for row in db.execute(query).fetchall()}
+        assert got == want[table], (
+            f"{table}: extra {sorted(got - want[table])[:3]}, missing {sorted(want[table] - got)[:3]}"
+        )
+
+
+def test_rollups_agree_with_a_recomputation_after_mixed_writes(
+    client: TestClient[Any], db: psycopg.Connection[Any]
+) -> None:
+    rng = random.Random(42)
+    now = datetime.now(UTC)
+    types = ("claim", "absence", "employee")
+    # engine inserts, one statement for many rows and some alone, in two session time zones
+    db.execute("SET TimeZone = 'Asia/Kolkata'")  # a half-hour offset: buckets must still be UTC hours
+    ids = [
+        insert_run(db, record_type=rng.choice(types), created_at=now - timedelta(hours=rng.uniform(0, 72)))
+        for _ in range(30)
+    ]
+    db.execute(
+        """INSERT INTO migration_runs (id, file_path, record_type, status, created_at, updated_at, completed_at,
+                                       total_duration, success, error_message)
+           SELECT gen_random_uuid(), 'data/in/x_' || i || '.csv', (ARRAY['claim','absence','employee'])[1 + i % 3],
+                  CASE WHEN i % 4 = 0 THEN 'failed' ELSE 'completed' END,
+                  now() - make_interval(mins => i * 37), now(), now() - make_interval(mins => i * 37 - 5),
+                  (i * 7.31) % 400 + 0.25, i % 4 <> 0,
+                  CASE WHEN i % 4 = 0 THEN 'Timeout after ' || i || ' s on /data/in/x_' || i || '.csv' END
+             FROM generate_series(1, 60) i"""
+    )
+    db.execute("SET TimeZone = 'UTC'")
+    assert_rollups_agree(db)
+    # API writes: create in every status, finish some, change messages, delete
+    created = []
+    for i in range(20):
+        status = rng.choice(("running", "pending", "completed", "failed"))
+        body = run_body(
+            status=status,
+            record_type=rng.choice(types),
+            created_at=(now - timedelta(hours=rng.uniform(0, 48))).isoformat(),
+        )
+        if status in ("completed", "failed"):
+            body["total_duration"] = round(rng.uniform(1, 500), 3)
+        if status == "failed":
+            body["error_message"] = f"Validation error: missing field in row {i}"
+        response = client.post(API, json=body)
+        assert response.status_code == 201, response.text
+        created.append(response.json())
+    for run in created:
+        if run["status"] == "running":
+            done = client.patch(
+                f"{API}/{run['id']}", json={"status": "completed", "total_duration": 77.7, "success": True}
+            )
+            assert done.status_code == 200, done.text
+        elif run["status"] == "failed":
+            assert (
+                client.patch(f"{API}/{run['id']}", json={"error_message": "Another error 0xdeadbeef01"}).status_code
+                == 200
+            )
+    for run in created[:5]:
+        assert client.delete(f"{API}/{run['id']}", params={"force": "true"}).status_code == 204
+    assert_rollups_agree(db)
+    # engine updates and deletes: status changes, a new duration on the group's maximum, created_at moved
+    # to another day, a heartbeat, several rows in one statement, the longest run deleted
+    db.execute(
+        "UPDATE migration_runs SET status = 'failed', success = false, error_message = 'Boom ' || id "
+        "WHERE id = ANY(%s)",
+        (ids[:8],),
+    )
+    db.execute(
+        "UPDATE migration_runs SET total_duration = total_duration / 10 "
+        "WHERE id = (SELECT id FROM migration_runs ORDER BY total_duration DESC NULLS LAST LIMIT 1)"
+    )
+    db.execute("UPDATE migration_runs SET created_at = created_at - interval '3 days' WHERE id = ANY(%s)", (ids[8:12],))
+    db.execute("UPDATE migration_runs SET updated_at = now()")
+    db.execute(
+        "DELETE FROM migration_runs WHERE id = (SELECT id FROM migration_runs "
+        "ORDER BY total_duration DESC NULLS LAST LIMIT 1)"
+    )
+    db.execute("DELETE FROM migration_runs WHERE status = 'failed' AND record_type = 'claim'")
+    db.execute(
+        "UPDATE migration_runs SET total_duration = NULL, success = NULL, status = 'running' "
+        "WHERE record_type = 'employee' AND status = 'completed'"
+    )
+    assert_rollups_agree(db)
+    # the figures the API derives from the roll-ups are the brute-force ones
+    rows = fetch_runs(db)
+    for since, until in ((None, None), (now - 30 * HOUR - timedelta(minutes=7), now - timedelta(minutes=3))):
+        params = {k: v.isoformat() for k, v in (("since", since), ("until", until)) if v is not None}
+        body = client.get(f"{API}/stats", params={**params, "group_by": "status,record_type"}).json()
+        assert_summary_matches(body, expected_summary(rows, since, until, ("status", "record_type")))
+        errors = client.get(f"{API}/stats/errors", params=params).json()
+        assert errors["total_failed"] == expected_errors(rows, since, until)["total_failed"]
+
+
+def test_truncate_empties_the_rollups(client: TestClient[Any], db: psycopg.Connection[Any]) -> None:
+    insert_run(db, status="failed", success=False, total_duration=3.0, error_message="x")
+    assert client.get(f"{API}/stats").json()["total_migrations"] == 1
+    db.execute("TRUNCATE migration_runs CASCADE")
+    assert_rollups_agree(db)
+    for query in ROLLUP_QUERIES.values():
+        assert db.execute(query).fetchall() == []
+    assert client.get(f"{API}/stats").json()["total_migrations"] == 0
+
+
+def test_a_concurrent_writer_sees_its_rollup_changes_only_on_commit(
+    client: TestClient[Any], db: psycopg.Connection[Any], settings: Any
+) -> None:
+    assert settings.database_url is not None
+    with psycopg.connect(settings.database_url, options=f"-c search_path={settings.db_schema}") as engine:
+        insert_run(engine, status="completed", success=True, total_duration=9.0)  # in an open transaction
+        assert client.get(f"{API}/stats").json()["total_migrations"] == 0
+        engine.rollback()
+    assert client.get(f"{API}/stats").json()["total_migrations"] == 0
+    assert_rollups_agree(db)
+
+
+# --- without roll-ups ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bare_schema(database_url: str) -> Iterator[tuple[str, str]]:
+    """An engine-made schema and a login that may read and write its tables but create nothing."""
+    schema, role = f"bare_{uuid.uuid4().hex[:8]}", f"mig_ro_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("SET search_path = {}").format(sql.Identifier(schema)))
+        conn.execute(ENGINE_DDL)
+        ident = sql.Identifier(role)
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), ident))
+        conn.execute(
+            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(
+                sql.Identifier(schema), ident
+            )
+        )
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    yield schema, role
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_statistics_without_rollups_are_computed_from_the_base_table(
+    database_url: str, bare_schema: tuple[str, str]
+) -> None:
+    schema, role = bare_schema
+    now = datetime.now(UTC)
+    rng = random.Random(9)
+    with psycopg.connect(database_url, autocommit=True, options=f"-c search_path={schema}") as engine:
+        for i in range(80):
+            status = rng.choice(("completed", "failed", "completed", "running"))
+            done = status != "running"
+            duration = round(rng.lognormvariate(3, 1), 3) if done else None
+            insert_run(
+                engine,
+                status=status,
+                record_type=rng.choice(("claim", "absence")),
+                created_at=now - timedelta(hours=rng.uniform(0, 60)),
+                total_duration=duration,
+                success=(status == "completed") if done else None,
+                error_message=f"File read error at line {i} of /in/f_{i}.csv" if status == "failed" else None,
+            )
+        run_id = insert_run(
+            engine,
+            status="completed",
+            success=True,
+            total_duration=12.0,
+            created_at=now - HOUR,
+            completed_at=now - HOUR + timedelta(seconds=12),
+        )
+        for order, (name, minute) in enumerate((("initializing", 0), ("file_reading", 2), ("completed", 7)), 1):
+            engine.execute(
+                "INSERT INTO workflow_states (id, run_id, step_name, state_data, created_at, step_order) "
+                "VALUES (%s, %s, %s, '{}', %s, %s)",
+                (uuid.uuid4(), run_id, name, now - HOUR + timedelta(seconds=minute), order),
+            )
+        rows = fetch_runs(engine)
+        tables = {r[0] for r in engine.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))}
+    settings = make_settings(make_conninfo(database_url, user=role), schema)
+    with TestClient(app=create_app(settings)) as client:
+        since, until = now - 40 * HOUR - timedelta(minutes=13), now - timedelta(minutes=90)
+        for window in ((None, None), (since, until)):
+            params = {k: v.isoformat() for k, v in zip(("since", "until"), window, strict=True) if v is not None}
+            body = client.get(f"{API}/stats", params={**params, "group_by": "record_type"}).json()
+            assert_summary_matches(body, expected_summary(rows, *window, ("record_type",)))
+            errors = client.get(f"{API}/stats/errors", params=params).json()
+            want = expected_errors(rows, *window)
+            assert errors["total_failed"] == want["total_failed"]
+            assert {g["fingerprint"]: (g["count"], g["example_run_ids"]) for g in errors["groups"]} == {
+                fp: (w["count"], w["example_run_ids"]) for fp, w in want["groups"].items()
+            }
+        history = client.get(f"{API}/stats/history", params={"interval": "day"}).json()
+        assert sum(b["total"] for b in history["buckets"]) == sum(
+            1 for r in rows if r["created_at"] >= datetime.fromisoformat(history["since"])
+        )
+        timeline = client.get(f"{API}/{run_id}/timeline").json()
+        assert [s["duration_seconds"] for s in timeline["steps"]] == [2.0, 5.0, 5.0]
+        created = client.post(API, json=run_body(status="completed", total_duration=4.0))
+        assert created.status_code == 201
+        assert client.get(f"{API}/stats").json()["total_migrations"] == len(rows) + 1
+    with psycopg.connect(database_url) as conn:
+        after = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))}
+    assert after == tables  # nothing was created
+
+
+def test_day_and_hour_buckets_are_utc_whatever_the_session_time_zone(db: psycopg.Connection[Any]) -> None:
+    db.execute("SET TimeZone = 'America/St_Johns'")  # UTC-3:30
+    at = datetime(2026, 3, 1, 23, 40, tzinfo=UTC)
+    insert_run(db, created_at=at, status="completed", success=True, total_duration=1.0)
+    row = db.execute("SELECT bucket FROM migration_api_run_counts_day").fetchone()
+    assert row is not None
+    assert row[0] == datetime(2026, 3, 1, tzinfo=UTC)
+    assert _day(at) + DAY > at
