@@ -307,7 +307,8 @@ def test_a_status_the_engines_check_refuses_is_422_naming_the_constraint(
     assert done.status_code == 200
     assert done.json()["success"] is True
     # the idempotency table exists here too (the service created it), so keyed creates work
-    keyed = [client.post(API, json=run_body(file_path="k.csv"), headers={"Idempotency-Key": "e-1"}) for _ in range(2)]
+    body = run_body()
+    keyed = [client.post(API, json=body, headers={"Idempotency-Key": "e-1"}) for _ in range(2)]
     assert [r.status_code for r in keyed] == [201, 201]
     assert keyed[0].json()["id"] == keyed[1].json()["id"]
 
