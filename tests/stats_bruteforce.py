@@ -27,7 +27,8 @@ def fetch_runs(db: psycopg.Connection[Any]) -> list[dict[str, Any]]:
 
 
 def in_window(row: dict[str, Any], since: datetime | None, until: datetime | None) -> bool:
-    return (since or NEVER) <= row["created_at"] < (until or FOREVER)
+    created: datetime = row["created_at"]
+    return (since or NEVER) <= created < (until or FOREVER)
 
 
 def duration_bin(seconds: float) -> int:

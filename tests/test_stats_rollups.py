@@ -289,12 +289,13 @@ def test_statistics_without_rollups_are_computed_from_the_base_table(
     settings = make_settings(make_conninfo(database_url, user=role), schema)
     with TestClient(app=create_app(settings)) as client:
         since, until = now - 40 * HOUR - timedelta(minutes=13), now - timedelta(minutes=90)
-        for window in ((None, None), (since, until)):
-            params = {k: v.isoformat() for k, v in zip(("since", "until"), window, strict=True) if v is not None}
+        windows: list[tuple[datetime | None, datetime | None]] = [(None, None), (since, until)]
+        for lo, hi in windows:
+            params = {k: v.isoformat() for k, v in (("since", lo), ("until", hi)) if v is not None}
             body = client.get(f"{API}/stats", params={**params, "group_by": "record_type"}).json()
-            assert_summary_matches(body, expected_summary(rows, *window, ("record_type",)))
+            assert_summary_matches(body, expected_summary(rows, lo, hi, ("record_type",)))
             errors = client.get(f"{API}/stats/errors", params=params).json()
-            want = expected_errors(rows, *window)
+            want = expected_errors(rows, lo, hi)
             assert errors["total_failed"] == want["total_failed"]
             assert {g["fingerprint"]: (g["count"], g["example_run_ids"]) for g in errors["groups"]} == {
                 fp: (w["count"], w["example_run_ids"]) for fp, w in want["groups"].items()
