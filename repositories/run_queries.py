@@ -290,7 +290,7 @@ def _where(conds: list[sql.Composable]) -> sql.Composable:
     return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conds) if conds else sql.SQL("")
 
 
-def build_list(query: RunQuery, cursor: Cursor | None) -> tuple[sql.Composable, dict[str, Any]]:
+def build_list(query: RunQuery, cursor: Cursor | None) -> tuple[sql.Composed, dict[str, Any]]:
     """One page of the plain list: rank is always 0."""
     params = _Params()
     conds = _filters(query, params)
@@ -349,7 +349,7 @@ def _contains_condition(term: str, params: _Params) -> sql.Composable:
 
 def build_search(
     query: RunQuery, cursor: Cursor | None, tiers: tuple[int, ...], limit: int, offset: int
-) -> tuple[sql.Composable, dict[str, Any]]:
+) -> tuple[sql.Composed, dict[str, Any]]:
     """Search hits of the given tiers (see module doc), by tier then `sort`: `limit` rows after `offset`.
 
     Tiers below the cursor's are skipped, the cursor's own tier continues after the cursor.
@@ -390,7 +390,7 @@ def build_search(
     return statement, params.values
 
 
-def build_count(query: RunQuery) -> tuple[sql.Composable, dict[str, Any]]:
+def build_count(query: RunQuery) -> tuple[sql.Composed, dict[str, Any]]:
     """Every run the query matches (no paging)."""
     params = _Params()
     conds = _filters(query, params)

@@ -158,8 +158,10 @@ FILTERS: list[tuple[dict[str, Any], Callable[[RunRead], bool]]] = [
     ),
     (
         {"completed_after": "2026-03-01T01:00:00Z", "completed_before": "2026-03-01T01:30:00Z"},
-        lambda r: r.completed_at is not None
-        and BASE + timedelta(hours=1) <= r.completed_at < BASE + timedelta(hours=1, minutes=30),
+        lambda r: (
+            r.completed_at is not None
+            and BASE + timedelta(hours=1) <= r.completed_at < BASE + timedelta(hours=1, minutes=30)
+        ),
     ),
     (
         {"min_duration": 10, "max_duration": 60.5},
