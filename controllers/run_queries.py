@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from litestar import Request, Response
 from litestar.datastructures import ResponseHeader
+from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from dto.runs import RunRead
@@ -50,7 +51,22 @@ def _check_range(low: Any, high: Any, low_name: str, high_name: str) -> None:
         raise DomainError(f"{low_name} must not be later/greater than {high_name}")
 
 
-async def provide_run_query(
+class RunListing:
+    """One list or search request: its parsed query and the repository that answers it.
+
+    (The query provider takes the repository as a sub-dependency so that Litestar resolves the
+    two one after the other; two independent dependencies would cost a task group per request.)
+    """
+
+    __slots__ = ("query", "repo")
+
+    def __init__(self, repo: RunsRepository, query: RunQuery) -> None:
+        self.repo = repo
+        self.query = query
+
+
+async def provide_run_listing(
+    runs_repo: NamedDependency[RunsRepository],
     status: Annotated[
         str | None,
         QueryParameter(description="Only these statuses, comma-separated (exact match)", max_length=1000),
@@ -99,7 +115,7 @@ async def provide_run_query(
             max_length=2000,
         ),
     ] = None,
-) -> RunQuery:
+) -> RunListing:
     try:
         query = RunQuery(
             statuses=_many(status, "status", 50),
@@ -125,7 +141,7 @@ async def provide_run_query(
     _check_range(query.updated_after, query.updated_before, "updated_after", "updated_before")
     _check_range(query.completed_after, query.completed_before, "completed_after", "completed_before")
     _check_range(min_duration, max_duration, "min_duration", "max_duration")
-    return query
+    return RunListing(runs_repo, query)
 
 
 CountParam = Annotated[
@@ -159,9 +175,10 @@ PAGING_HEADERS = [
 
 
 async def page_response(
-    request: Request[Any, Any, Any], repo: RunsRepository, query: RunQuery, count: CountMode
+    request: Request[Any, Any, Any], listing: RunListing, count: CountMode
 ) -> Response[list[RunRead]]:
     """Fetch the page (and the count if asked) and answer with the paging headers."""
+    repo, query = listing.repo, listing.query
     try:
         page: Page = await repo.page(query)
     except QueryError as exc:

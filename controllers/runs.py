@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
-from litestar import Controller, Request, Response, delete, get, patch, post
+import msgspec
+from litestar import Controller, MediaType, Request, Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
@@ -21,6 +22,7 @@ from controllers.common import (
     IfMatchHeader,
     IfNoneMatchHeader,
     RunIdPath,
+    body_etag,
     error_responses,
     etag_matches,
     parse_run_id,
@@ -36,13 +38,13 @@ from controllers.run_queries import (
     SEARCH_DESCRIPTION,
     CountMode,
     CountParam,
+    RunListing,
     page_response,
-    provide_run_query,
+    provide_run_listing,
 )
 from dto.runs import CancelRequest, RunCreate, RunRead, RunUpdate
 from errors import Conflict, DomainError
 from repositories.idempotency import IdempotencyStore, Outcome, request_hash
-from repositories.run_queries import RunQuery
 from repositories.runs import LockedRun, RunsRepository
 
 SearchTerm = Annotated[str | None, QueryParameter(description=SEARCH_DESCRIPTION, min_length=1, max_length=200)]
@@ -59,17 +61,16 @@ class RunsController(Controller):
         summary="List runs: filters, sort, cursor pages",
         responses=error_responses(),
         response_headers=PAGING_HEADERS,
-        dependencies={"run_query": Provide(provide_run_query)},
+        dependencies={"listing": Provide(provide_run_listing)},
     )
     async def list_runs(
         self,
         request: Request[Any, Any, Any],
-        runs_repo: NamedDependency[RunsRepository],
-        run_query: NamedDependency[RunQuery],
+        listing: NamedDependency[RunListing],
         count: CountParam = CountMode.NONE,
     ) -> Response[list[RunRead]]:
         """Runs in `sort` order (default newest first, ties by id), filtered; a JSON array of runs."""
-        return await page_response(request, runs_repo, run_query, count)
+        return await page_response(request, listing, count)
 
     @get(
         "/search",
@@ -77,23 +78,22 @@ class RunsController(Controller):
         summary="Search runs by text and filters, ranked",
         responses=error_responses(),
         response_headers=PAGING_HEADERS,
-        dependencies={"run_query": Provide(provide_run_query)},
+        dependencies={"listing": Provide(provide_run_listing)},
     )
     async def search_runs(
         self,
         request: Request[Any, Any, Any],
-        runs_repo: NamedDependency[RunsRepository],
-        run_query: NamedDependency[RunQuery],
+        listing: NamedDependency[RunListing],
         q: SearchTerm = None,
         count: CountParam = CountMode.NONE,
     ) -> Response[list[RunRead]]:
         """Runs matching `q` and/or the list filters (at least one is required), best matches first."""
-        if q is None and run_query.is_unfiltered():
+        if q is None and listing.query.is_unfiltered():
             raise DomainError("give a search term `q` or at least one filter (status, record_type, file_path, ...)")
         if q is not None and any(ord(ch) < 32 for ch in q):
             raise DomainError("q must not contain control characters")
-        run_query.q = q
-        return await page_response(request, runs_repo, run_query, count)
+        listing.query.q = q
+        return await page_response(request, listing, count)
 
     @get(
         "/{run_id:str}",
@@ -112,10 +112,12 @@ class RunsController(Controller):
         run = await runs_repo.get(parse_run_id(run_id))
         if run is None:
             raise NotFoundException(detail=f"migration run {run_id} not found")
-        tag = run_etag(run)
+        # Encoded once: the same bytes are hashed for the ETag and sent as the body.
+        body = msgspec.json.encode(run)
+        tag = body_etag(body)
         if if_none_match is not None and etag_matches(if_none_match, tag):
             return cast("Response[RunRead]", Response(b"", status_code=304, headers={"ETag": tag}))
-        return Response(run, headers={"ETag": tag})
+        return cast("Response[RunRead]", Response(body, media_type=MediaType.JSON, headers={"ETag": tag}))
 
     @post(
         "/",

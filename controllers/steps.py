@@ -72,14 +72,12 @@ class StepsController(Controller):
     )
     async def list_states(
         self,
-        runs_repo: NamedDependency[RunsRepository],
         states_repo: NamedDependency[StatesRepository],
         run_id: RunIdPath,
     ) -> list[StateRead]:
         """Every recorded step state of the run, by `step_order`; `[]` when it has none."""
-        rid = parse_run_id(run_id)
-        states = await states_repo.list_for_run(rid)
-        if not states and not await runs_repo.exists(rid):
+        states = await states_repo.list_for_run(parse_run_id(run_id))
+        if states is None:
             raise NotFoundException(detail=f"migration run {run_id} not found")
         return states
 
@@ -187,14 +185,12 @@ class StepsController(Controller):
     )
     async def list_checkpoints(
         self,
-        runs_repo: NamedDependency[RunsRepository],
         checkpoints_repo: NamedDependency[CheckpointsRepository],
         run_id: RunIdPath,
     ) -> list[CheckpointRead]:
         """Every checkpoint of the run, by `created_at`; `[]` when it has none."""
-        rid = parse_run_id(run_id)
-        checkpoints = await checkpoints_repo.list_for_run(rid)
-        if not checkpoints and not await runs_repo.exists(rid):
+        checkpoints = await checkpoints_repo.list_for_run(parse_run_id(run_id))
+        if checkpoints is None:
             raise NotFoundException(detail=f"migration run {run_id} not found")
         return checkpoints
 

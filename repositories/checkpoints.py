@@ -14,9 +14,11 @@ from psycopg_pool import AsyncConnectionPool
 from dto.steps import CheckpointCreate, CheckpointRead
 
 CHECKPOINT_COLUMNS: Final = "id, run_id, checkpoint_name, state_data, created_at, metadata"
-SELECT_CHECKPOINTS_OF_RUN: Final = f"""
-    SELECT {CHECKPOINT_COLUMNS} FROM workflow_checkpoints
-     WHERE run_id = %(run_id)s ORDER BY created_at, id"""
+# Joined from the run itself so that one round trip also says whether the run exists (see states).
+SELECT_CHECKPOINTS_OF_RUN: Final = """
+    SELECT c.id, c.run_id, c.checkpoint_name, c.state_data, c.created_at, c.metadata
+      FROM migration_runs r LEFT JOIN workflow_checkpoints c ON c.run_id = r.id
+     WHERE r.id = %(run_id)s ORDER BY c.created_at, c.id"""
 SELECT_CHECKPOINT: Final = f"""
     SELECT {CHECKPOINT_COLUMNS} FROM workflow_checkpoints WHERE run_id = %(run_id)s AND id = %(id)s"""
 # Newest first; `name` NULL means any name.
@@ -35,11 +37,12 @@ class CheckpointsRepository:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
-    async def list_for_run(self, run_id: uuid.UUID) -> list[CheckpointRead]:
+    async def list_for_run(self, run_id: uuid.UUID) -> list[CheckpointRead] | None:
+        """The run's checkpoints, oldest first; None when there is no such run."""
         async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=args_row(CheckpointRead))
-            await cur.execute(SELECT_CHECKPOINTS_OF_RUN, {"run_id": run_id})
-            return await cur.fetchall()
+            cur = await conn.execute(SELECT_CHECKPOINTS_OF_RUN, {"run_id": run_id}, prepare=True)
+            rows = await cur.fetchall()
+        return [CheckpointRead(*row) for row in rows if row[0] is not None] if rows else None
 
     async def get(self, run_id: uuid.UUID, checkpoint_id: uuid.UUID) -> CheckpointRead | None:
         async with self.pool.connection() as conn:

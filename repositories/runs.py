@@ -114,9 +114,9 @@ class RunsRepository:
 
     async def get(self, run_id: uuid.UUID) -> RunRead | None:
         async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=args_row(RunRead))
-            await cur.execute(SELECT_RUN_BY_ID, {"id": run_id})
-            return await cur.fetchone()
+            cur = await conn.execute(SELECT_RUN_BY_ID, {"id": run_id}, prepare=True)
+            row = await cur.fetchone()
+        return None if row is None else RunRead(*row)
 
     async def exists(self, run_id: uuid.UUID) -> bool:
         async with self.pool.connection() as conn:

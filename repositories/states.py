@@ -14,9 +14,12 @@ from psycopg_pool import AsyncConnectionPool
 from dto.steps import StateCreate, StateRead
 
 STATE_COLUMNS: Final = "id, run_id, step_name, state_data, created_at, step_order, metadata"
-SELECT_STATES_OF_RUN: Final = f"""
-    SELECT {STATE_COLUMNS} FROM workflow_states
-     WHERE run_id = %(run_id)s ORDER BY step_order, created_at, id"""
+# The run's states, joined from the run itself so that one round trip also says whether the run
+# exists: no row = no such run; one row of NULLs = a run without states.
+SELECT_STATES_OF_RUN: Final = """
+    SELECT s.id, s.run_id, s.step_name, s.state_data, s.created_at, s.step_order, s.metadata
+      FROM migration_runs r LEFT JOIN workflow_states s ON s.run_id = r.id
+     WHERE r.id = %(run_id)s ORDER BY s.step_order, s.created_at, s.id"""
 SELECT_STATE: Final = f"SELECT {STATE_COLUMNS} FROM workflow_states WHERE run_id = %(run_id)s AND id = %(id)s"
 # "Latest" is the furthest step: highest step_order, the newest on ties.
 SELECT_LATEST_STATE: Final = f"""
@@ -37,11 +40,12 @@ class StatesRepository:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
-    async def list_for_run(self, run_id: uuid.UUID) -> list[StateRead]:
+    async def list_for_run(self, run_id: uuid.UUID) -> list[StateRead] | None:
+        """The run's states by step order; None when there is no such run."""
         async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=args_row(StateRead))
-            await cur.execute(SELECT_STATES_OF_RUN, {"run_id": run_id})
-            return await cur.fetchall()
+            cur = await conn.execute(SELECT_STATES_OF_RUN, {"run_id": run_id}, prepare=True)
+            rows = await cur.fetchall()
+        return [StateRead(*row) for row in rows if row[0] is not None] if rows else None
 
     async def get(self, run_id: uuid.UUID, state_id: uuid.UUID) -> StateRead | None:
         async with self.pool.connection() as conn:
