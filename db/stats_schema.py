@@ -93,9 +93,12 @@ def _literal(text: str) -> str:
 ROLLUP_TABLES: Final = (
     "migration_api_run_counts_hour",
     "migration_api_run_counts_day",
+    "migration_api_run_counts_total",
     "migration_api_duration_hist_hour",
     "migration_api_duration_hist_day",
     "migration_api_duration_hist_total",
+    "migration_api_duration_hist_type",
+    "migration_api_duration_hist_all",
     "migration_api_duration_bins_hour",
     "migration_api_duration_bins_day",
     "migration_api_error_counts_day",
@@ -120,6 +123,8 @@ CREATE_TABLES: Final = (
     f"""CREATE TABLE IF NOT EXISTS migration_api_run_counts_day (
         bucket TIMESTAMPTZ NOT NULL,{_COUNTS_COLUMNS},
         PRIMARY KEY (bucket, status, record_type))""",
+    f"""CREATE TABLE IF NOT EXISTS migration_api_run_counts_total ({_COUNTS_COLUMNS},
+        PRIMARY KEY (status, record_type))""",
     # Durations (total_duration not null) by log bin, per hour / day / all time.
     """CREATE TABLE IF NOT EXISTS migration_api_duration_hist_hour (
         bucket TIMESTAMPTZ NOT NULL, record_type TEXT NOT NULL, status TEXT NOT NULL,
@@ -132,6 +137,11 @@ CREATE_TABLES: Final = (
     """CREATE TABLE IF NOT EXISTS migration_api_duration_hist_total (
         record_type TEXT NOT NULL, status TEXT NOT NULL, bin INTEGER NOT NULL, n BIGINT NOT NULL,
         PRIMARY KEY (record_type, status, bin))""",
+    # All time per record type, and for all runs: what /stats without a window reads.
+    """CREATE TABLE IF NOT EXISTS migration_api_duration_hist_type (
+        record_type TEXT NOT NULL, bin INTEGER NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (record_type, bin))""",
+    """CREATE TABLE IF NOT EXISTS migration_api_duration_hist_all (
+        bin INTEGER NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (bin))""",
     # The same for every status and record type together: what the history charts read.
     """CREATE TABLE IF NOT EXISTS migration_api_duration_bins_hour (
         bucket TIMESTAMPTZ NOT NULL, bin INTEGER NOT NULL, n BIGINT NOT NULL,
@@ -177,35 +187,52 @@ def _update_delta(same: str) -> str:
     )
 
 
-def _counts_upsert(table: str, bucket: str, delta: str) -> str:
+def _counts_upsert(table: str, bucket: str | None, delta: str) -> str:
+    keys = ("bucket, " if bucket else "") + "status, record_type"
+    group = "1, 2, 3" if bucket else "1, 2"
     return f"""
     WITH d AS ({delta})
-    INSERT INTO {table} AS t (bucket, status, record_type, n, succeeded, finished, dur_n, dur_sum, dur_max)
-    SELECT {bucket}, status, record_type, sum(s),
+    INSERT INTO {table} AS t ({keys}, n, succeeded, finished, dur_n, dur_sum, dur_max)
+    SELECT {f"{bucket}, " if bucket else ""}status, record_type, sum(s),
            coalesce(sum(s) FILTER (WHERE success), 0),
            coalesce(sum(s) FILTER (WHERE success IS NOT NULL), 0),
            coalesce(sum(s) FILTER (WHERE total_duration IS NOT NULL), 0),
            coalesce(sum(s * total_duration::numeric), 0),
            max(total_duration) FILTER (WHERE s > 0)
-      FROM d GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (bucket, status, record_type) DO UPDATE
+      FROM d GROUP BY {group} ORDER BY {group}
+    ON CONFLICT ({keys}) DO UPDATE
        SET n = t.n + excluded.n, succeeded = t.succeeded + excluded.succeeded,
            finished = t.finished + excluded.finished, dur_n = t.dur_n + excluded.dur_n,
            dur_sum = t.dur_sum + excluded.dur_sum, dur_max = greatest(t.dur_max, excluded.dur_max);"""
 
 
-def _hist_upsert(table: str, bucket: str | None, delta: str, *, split: bool = True) -> str:
-    """Upsert the delta of a histogram keyed by [bucket,] [record_type, status,] bin."""
-    keys = (["bucket"] if bucket else []) + (["record_type", "status"] if split else []) + ["bin"]
-    values = ([bucket] if bucket else []) + (["record_type", "status"] if split else []) + [bin_sql("total_duration")]
-    group = ", ".join(str(i) for i in range(1, len(keys) + 1))
+def _hist_upsert(table: str, keys: dict[str, str], delta: str) -> str:
+    """Upsert the delta of a histogram keyed by `keys` (column: expression over the delta) and bin."""
+    columns = [*keys, "bin"]
+    values = [*keys.values(), bin_sql("total_duration")]
+    group = ", ".join(str(i) for i in range(1, len(columns) + 1))
     return f"""
     WITH d AS ({delta})
-    INSERT INTO {table} AS t ({", ".join(keys)}, n)
+    INSERT INTO {table} AS t ({", ".join(columns)}, n)
     SELECT {", ".join(values)}, sum(s)
       FROM d WHERE total_duration IS NOT NULL
      GROUP BY {group} HAVING sum(s) <> 0 ORDER BY {group}
-    ON CONFLICT ({", ".join(keys)}) DO UPDATE SET n = t.n + excluded.n;"""
+    ON CONFLICT ({", ".join(columns)}) DO UPDATE SET n = t.n + excluded.n;"""
+
+
+def _histograms() -> tuple[tuple[str, dict[str, str]], ...]:
+    """Every histogram roll-up with its key columns (besides bin) as expressions over a delta row."""
+    hour, day = hour_sql("created_at"), day_sql("created_at")
+    split = {"record_type": "record_type", "status": "status"}
+    return (
+        ("migration_api_duration_hist_hour", {"bucket": hour, **split}),
+        ("migration_api_duration_hist_day", {"bucket": day, **split}),
+        ("migration_api_duration_hist_total", split),
+        ("migration_api_duration_hist_type", {"record_type": "record_type"}),
+        ("migration_api_duration_hist_all", {}),
+        ("migration_api_duration_bins_hour", {"bucket": hour}),
+        ("migration_api_duration_bins_day", {"bucket": day}),
+    )
 
 
 def _errors_upsert(delta: str) -> str:
@@ -228,26 +255,28 @@ def _removals(run_delta: str, error_delta: str) -> str:
     """After the upserts: drop emptied rows, recompute maxima and first/last seen that a removed
     value may have held (from the base rows of that one hour / day, or the day's hours)."""
     hour, day = hour_sql("created_at"), day_sql("created_at")
-    counts_cleanup = "".join(
-        f"""
+    counts_cleanup = (
+        "".join(
+            f"""
     WITH d AS ({run_delta})
     DELETE FROM {table} t USING (SELECT DISTINCT {bucket} AS bucket, status, record_type FROM d WHERE s < 0) k
      WHERE t.bucket = k.bucket AND t.status = k.status AND t.record_type = k.record_type AND t.n = 0;"""
-        for table, bucket in (("migration_api_run_counts_hour", hour), ("migration_api_run_counts_day", day))
+            for table, bucket in (("migration_api_run_counts_hour", hour), ("migration_api_run_counts_day", day))
+        )
+        + f"""
+    WITH d AS ({run_delta})
+    DELETE FROM migration_api_run_counts_total t USING (SELECT DISTINCT status, record_type FROM d WHERE s < 0) k
+     WHERE t.status = k.status AND t.record_type = k.record_type AND t.n = 0;"""
     )
     hist_cleanup = "".join(
         f"""
     WITH d AS ({run_delta})
-    DELETE FROM {table} t USING (SELECT DISTINCT {", ".join(values)}, {bin_sql("total_duration")} AS bin
-                                   FROM d WHERE s < 0 AND total_duration IS NOT NULL) k
-     WHERE {" AND ".join(f"t.{key} = k.{key}" for key in keys)} AND t.bin = k.bin AND t.n = 0;"""
-        for table, values, keys in (
-            ("migration_api_duration_hist_hour", [f"{hour} AS bucket", "record_type", "status"], _SPLIT_KEYS),
-            ("migration_api_duration_hist_day", [f"{day} AS bucket", "record_type", "status"], _SPLIT_KEYS),
-            ("migration_api_duration_hist_total", ["record_type", "status"], ["record_type", "status"]),
-            ("migration_api_duration_bins_hour", [f"{hour} AS bucket"], ["bucket"]),
-            ("migration_api_duration_bins_day", [f"{day} AS bucket"], ["bucket"]),
-        )
+    DELETE FROM {table} t
+     USING (SELECT DISTINCT {"".join(f"{expr} AS {col}, " for col, expr in keys.items())}
+                            {bin_sql("total_duration")} AS bin
+              FROM d WHERE s < 0 AND total_duration IS NOT NULL) k
+     WHERE {"".join(f"t.{col} = k.{col} AND " for col in keys)}t.bin = k.bin AND t.n = 0;"""
+        for table, keys in _histograms()
     )
     return f"""{counts_cleanup}{hist_cleanup}
     WITH d AS ({error_delta})
@@ -271,6 +300,12 @@ def _removals(run_delta: str, error_delta: str) -> str:
       FROM (SELECT {day} AS bucket, status, record_type, max(total_duration) AS m
               FROM d WHERE s < 0 GROUP BY 1, 2, 3) x
      WHERE t.bucket = x.bucket AND t.status = x.status AND t.record_type = x.record_type AND x.m >= t.dur_max;
+    WITH d AS ({run_delta})
+    UPDATE migration_api_run_counts_total t
+       SET dur_max = (SELECT max(y.dur_max) FROM migration_api_run_counts_day y
+                       WHERE y.status = t.status AND y.record_type = t.record_type)
+      FROM (SELECT status, record_type, max(total_duration) AS m FROM d WHERE s < 0 GROUP BY 1, 2) x
+     WHERE t.status = x.status AND t.record_type = x.record_type AND x.m >= t.dur_max;
     WITH d AS ({error_delta})
     UPDATE migration_api_error_counts_day t
        SET (first_seen, last_seen) = (
@@ -290,11 +325,8 @@ def _trigger_function(name: str, run_delta: str, error_delta: str, removes: bool
     body = (
         _counts_upsert("migration_api_run_counts_hour", hour, run_delta)
         + _counts_upsert("migration_api_run_counts_day", day, run_delta)
-        + _hist_upsert("migration_api_duration_hist_hour", hour, run_delta)
-        + _hist_upsert("migration_api_duration_hist_day", day, run_delta)
-        + _hist_upsert("migration_api_duration_hist_total", None, run_delta)
-        + _hist_upsert("migration_api_duration_bins_hour", hour, run_delta, split=False)
-        + _hist_upsert("migration_api_duration_bins_day", day, run_delta, split=False)
+        + _counts_upsert("migration_api_run_counts_total", None, run_delta)
+        + "".join(_hist_upsert(table, keys, run_delta) for table, keys in _histograms())
         + _errors_upsert(error_delta)
         + (_removals(run_delta, error_delta) if removes else "")
     )
@@ -349,6 +381,10 @@ BACKFILL: Final = (
         SELECT {day_sql("bucket")}, status, record_type, sum(n), sum(succeeded), sum(finished), sum(dur_n),
                sum(dur_sum), max(dur_max)
           FROM migration_api_run_counts_hour GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
+    """INSERT INTO migration_api_run_counts_total
+            (status, record_type, n, succeeded, finished, dur_n, dur_sum, dur_max)
+        SELECT status, record_type, sum(n), sum(succeeded), sum(finished), sum(dur_n), sum(dur_sum), max(dur_max)
+          FROM migration_api_run_counts_day GROUP BY 1, 2 ORDER BY 1, 2""",
     f"""INSERT INTO migration_api_duration_hist_hour (bucket, record_type, status, bin, n)
         SELECT {hour_sql("created_at")}, record_type, status, {bin_sql("total_duration")}, count(*)
           FROM migration_runs WHERE total_duration IS NOT NULL GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4""",
@@ -358,6 +394,10 @@ BACKFILL: Final = (
     """INSERT INTO migration_api_duration_hist_total (record_type, status, bin, n)
         SELECT record_type, status, bin, sum(n) FROM migration_api_duration_hist_day
          GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
+    """INSERT INTO migration_api_duration_hist_type (record_type, bin, n)
+        SELECT record_type, bin, sum(n) FROM migration_api_duration_hist_total GROUP BY 1, 2 ORDER BY 1, 2""",
+    """INSERT INTO migration_api_duration_hist_all (bin, n)
+        SELECT bin, sum(n) FROM migration_api_duration_hist_total GROUP BY 1 ORDER BY 1""",
     """INSERT INTO migration_api_duration_bins_hour (bucket, bin, n)
         SELECT bucket, bin, sum(n) FROM migration_api_duration_hist_hour GROUP BY 1, 2 ORDER BY 1, 2""",
     """INSERT INTO migration_api_duration_bins_day (bucket, bin, n)

@@ -16,10 +16,12 @@ from __future__ import annotations
 import math
 import time
 import weakref
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 from typing import Any, Final
 
 from psycopg import AsyncConnection
@@ -42,7 +44,6 @@ DAY: Final = timedelta(days=1)
 # Stand-ins for "no bound": day-aligned, and far outside any run's created_at.
 LOW: Final = datetime(1, 1, 1, tzinfo=UTC)
 HIGH: Final = datetime(9999, 12, 31, tzinfo=UTC)
-PERCENTILES: Final = (0.5, 0.9, 0.99)
 GROUP_KEYS: Final = ("status", "record_type")
 # How often the presence of the roll-ups (tables, function, enabled triggers) is checked again.
 ROLLUP_CHECK_SECONDS: Final = 60.0
@@ -50,9 +51,12 @@ ROLLUP_CHECK_SECONDS: Final = 60.0
 SELECT_ROLLUPS_PRESENT: Final = """
     SELECT to_regclass('migration_api_run_counts_hour') IS NOT NULL
        AND to_regclass('migration_api_run_counts_day') IS NOT NULL
+       AND to_regclass('migration_api_run_counts_total') IS NOT NULL
        AND to_regclass('migration_api_duration_hist_hour') IS NOT NULL
        AND to_regclass('migration_api_duration_hist_day') IS NOT NULL
        AND to_regclass('migration_api_duration_hist_total') IS NOT NULL
+       AND to_regclass('migration_api_duration_hist_type') IS NOT NULL
+       AND to_regclass('migration_api_duration_hist_all') IS NOT NULL
        AND to_regclass('migration_api_duration_bins_hour') IS NOT NULL
        AND to_regclass('migration_api_duration_bins_day') IS NOT NULL
        AND to_regclass('migration_api_error_counts_day') IS NOT NULL
@@ -84,16 +88,38 @@ SELECT_COUNTS_ROLLUP: Final = f"""
              GROUP BY 1, 2) parts
      GROUP BY status, record_type
     HAVING sum(n) > 0"""
+SELECT_COUNTS_TOTAL: Final = """
+    SELECT status, record_type, n, succeeded, finished, dur_n, dur_sum::float8, dur_max
+      FROM migration_api_run_counts_total WHERE n > 0"""
 SELECT_COUNTS_BASE: Final = f"""
     SELECT status, record_type, {_COUNT_AGGREGATES}
       FROM migration_runs
      WHERE created_at >= %(lo)s AND created_at < %(hi)s
      GROUP BY status, record_type"""
 
-# One row per (status, record_type, duration bin): runs in it.
-SELECT_BINS_TOTAL: Final = """
+
+# One row per (status, record_type): its duration bins and the runs in each, as two arrays (a few
+# rows to parse instead of thousands).
+def _as_arrays(bins_sql: str) -> str:
+    return f"""
+    SELECT status, record_type, array_agg(bin), array_agg(n::bigint)
+      FROM ({bins_sql}) b (status, record_type, bin, n) GROUP BY 1, 2"""
+
+
+# All time, ready-made: the histogram of all runs (record_type NULL) and one per record type, bins sorted.
+SELECT_HISTOGRAMS_TOTAL: Final = """
+    SELECT NULL::text, array_agg(bin ORDER BY bin), array_agg(n ORDER BY bin)
+      FROM migration_api_duration_hist_all WHERE n > 0
+    HAVING count(*) > 0
+    UNION ALL
+    SELECT record_type, array_agg(bin ORDER BY bin), array_agg(n ORDER BY bin)
+      FROM migration_api_duration_hist_type WHERE n > 0 GROUP BY record_type"""
+
+# The rows: (status, record_type, duration bin, runs in it).
+_SELECT_BINS_TOTAL_ROWS: Final = """
     SELECT status, record_type, bin, n FROM migration_api_duration_hist_total WHERE n > 0"""
-SELECT_BINS_ROLLUP: Final = f"""
+SELECT_BINS_TOTAL: Final = _as_arrays(_SELECT_BINS_TOTAL_ROWS)
+_SELECT_BINS_ROLLUP_ROWS: Final = f"""
     SELECT status, record_type, bin, sum(n)::bigint
       FROM (SELECT status, record_type, bin, n
               FROM migration_api_duration_hist_day
@@ -112,20 +138,17 @@ SELECT_BINS_ROLLUP: Final = f"""
              GROUP BY 1, 2, 3) parts
      GROUP BY 1, 2, 3
     HAVING sum(n) > 0"""
-SELECT_BINS_BASE: Final = f"""
+SELECT_BINS_ROLLUP: Final = _as_arrays(_SELECT_BINS_ROLLUP_ROWS)
+_SELECT_BINS_BASE_ROWS: Final = f"""
     SELECT status, record_type, {bin_sql("total_duration")}, count(*)
       FROM migration_runs
      WHERE total_duration IS NOT NULL AND created_at >= %(lo)s AND created_at < %(hi)s
      GROUP BY 1, 2, 3"""
+SELECT_BINS_BASE: Final = _as_arrays(_SELECT_BINS_BASE_ROWS)
 
 # The "now" figures: bounded index scans (created_at, completed_at, the running partial index,
 # the created_at indexes of states and checkpoints). Stuck = running minus running with activity.
-SELECT_NOW: Final = """
-    SELECT (SELECT count(*) FROM migration_runs WHERE created_at >= now() - interval '24 hours'),
-           (SELECT count(*) FROM migration_runs WHERE completed_at >= now() - interval '24 hours'),
-           (SELECT count(*) FROM migration_runs
-             WHERE completed_at >= now() - interval '24 hours' AND status = 'failed'),
-           (SELECT count(*) FROM migration_runs WHERE status = 'running'),
+_ALIVE: Final = """
            (SELECT count(*) FROM (
                 SELECT id FROM migration_runs WHERE status = 'running' AND updated_at >= now() - %(stuck_after)s
                 UNION
@@ -134,6 +157,34 @@ SELECT_NOW: Final = """
                 UNION
                 SELECT c.run_id FROM workflow_checkpoints c JOIN migration_runs r ON r.id = c.run_id
                  WHERE c.created_at >= now() - %(stuck_after)s AND r.status = 'running') alive)"""
+_FINISHED_24H: Final = """
+           (SELECT count(*) FROM migration_runs WHERE completed_at >= now() - interval '24 hours'),
+           (SELECT count(*) FROM migration_runs
+             WHERE completed_at >= now() - interval '24 hours' AND status = 'failed'),"""
+SELECT_NOW_BASE: Final = f"""
+    SELECT (SELECT count(*) FROM migration_runs WHERE created_at >= now() - interval '24 hours'),{_FINISHED_24H}
+           (SELECT count(*) FROM migration_runs WHERE status = 'running'),{_ALIVE}"""
+# With the roll-ups: created in the last 24 h = whole hours from the hour roll-up + the rest of the
+# first hour from the base rows; running = from the all-time roll-up.
+_RECENT_HOUR: Final = "(" + hour_sql("(now() - interval '24 hours')") + " + interval '1 hour')"
+_NOW_ROLLUP_COLUMNS: Final = f"""
+           (SELECT coalesce(sum(n), 0)::bigint FROM migration_api_run_counts_hour WHERE bucket >= {_RECENT_HOUR})
+         + (SELECT count(*) FROM migration_runs
+             WHERE created_at >= now() - interval '24 hours' AND created_at < {_RECENT_HOUR}),{_FINISHED_24H}
+           (SELECT coalesce(sum(n), 0)::bigint FROM migration_api_run_counts_total WHERE status = 'running'),{_ALIVE}"""
+SELECT_NOW_ROLLUP: Final = "SELECT " + _NOW_ROLLUP_COLUMNS
+# /stats without a window in one statement: the all-time counts and histograms as JSON (decoded in C
+# by msgspec), then the "now" figures.
+SELECT_SUMMARY_TOTAL: Final = (
+    """
+    SELECT (SELECT json_agg(json_build_array(status, record_type, n, succeeded, finished, dur_n,
+                                             dur_sum::float8, dur_max))
+              FROM migration_api_run_counts_total WHERE n > 0),
+           (SELECT json_agg(json_build_array(record_type, bins, ns)) FROM ("""
+    + SELECT_HISTOGRAMS_TOTAL
+    + """) h (record_type, bins, ns)),"""
+    + _NOW_ROLLUP_COLUMNS
+)
 
 # History: per bucket and status / per bucket and bin.
 _HISTORY_COUNT_COLUMNS: Final = (
@@ -147,12 +198,30 @@ SELECT_HISTORY_COUNTS_DAY: Final = f"""
     SELECT bucket, status, {_HISTORY_COUNT_COLUMNS}
       FROM migration_api_run_counts_day WHERE bucket >= %(lo)s AND bucket < %(hi)s
      GROUP BY 1, 2 HAVING sum(n) > 0"""
-SELECT_HISTORY_BINS_HOUR: Final = """
-    SELECT bucket, bin, n FROM migration_api_duration_bins_hour
-     WHERE bucket >= %(lo)s AND bucket < %(hi)s AND n > 0"""
-SELECT_HISTORY_BINS_DAY: Final = """
-    SELECT bucket, bin, n FROM migration_api_duration_bins_day
-     WHERE bucket >= %(lo)s AND bucket < %(hi)s AND n > 0"""
+# Per bucket: the first bins whose running count reaches rank ceil(p * count) for p = 0.5, 0.9, 0.99,
+# over the rows (bucket, bin, n) of `src` (sums in float8: exact below 2**53, and fast). A few rows
+# per bucket come back instead of every bin: parsing thousands of rows costs more than the query.
+_HISTORY_PERCENTILES: Final = """,
+    ranked AS (
+        SELECT bucket, bin, sum(n::float8) OVER (PARTITION BY bucket ORDER BY bin) AS seen,
+               sum(n::float8) OVER (PARTITION BY bucket) AS total
+          FROM src)
+    SELECT bucket, min(bin) FILTER (WHERE seen >= ceil(0.5 * total - 1e-9)),
+           min(bin) FILTER (WHERE seen >= ceil(0.9 * total - 1e-9)),
+           min(bin) FILTER (WHERE seen >= ceil(0.99 * total - 1e-9))
+      FROM ranked GROUP BY bucket"""
+SELECT_HISTORY_BINS_HOUR: Final = (
+    """
+    WITH src AS (SELECT bucket, bin, n FROM migration_api_duration_bins_hour
+                  WHERE bucket >= %(lo)s AND bucket < %(hi)s AND n > 0)"""
+    + _HISTORY_PERCENTILES
+)
+SELECT_HISTORY_BINS_DAY: Final = (
+    """
+    WITH src AS (SELECT bucket, bin, n FROM migration_api_duration_bins_day
+                  WHERE bucket >= %(lo)s AND bucket < %(hi)s AND n > 0)"""
+    + _HISTORY_PERCENTILES
+)
 
 
 def _history_base_counts(bucket: str) -> str:
@@ -164,10 +233,14 @@ def _history_base_counts(bucket: str) -> str:
 
 
 def _history_base_bins(bucket: str) -> str:
-    return f"""
-    SELECT {bucket}, {bin_sql("total_duration")}, count(*)
-      FROM migration_runs WHERE total_duration IS NOT NULL AND created_at >= %(lo)s AND created_at < %(hi)s
-     GROUP BY 1, 2"""
+    return (
+        f"""
+    WITH src AS (
+        SELECT {bucket} AS bucket, {bin_sql("total_duration")} AS bin, count(*) AS n
+          FROM migration_runs WHERE total_duration IS NOT NULL AND created_at >= %(lo)s AND created_at < %(hi)s
+         GROUP BY 1, 2)"""
+        + _HISTORY_PERCENTILES
+    )
 
 
 SELECT_HISTORY_COUNTS_HOUR_BASE: Final = _history_base_counts(hour_sql("created_at"))
@@ -305,17 +378,30 @@ def duration_stats(bins: Counter[int], count: int, maximum: float | None) -> Dur
     if total == 0:
         return DurationStats(count=count, p50=None, p90=None, p99=None, max=maximum)
     ordered = sorted(bins.items())
-    values: list[float] = []
-    for p in PERCENTILES:
-        rank = max(1, math.ceil(p * total - 1e-9))
-        seen = 0
-        for bin_no, n in ordered:
-            seen += n
-            if seen >= rank:
-                value = bin_middle(bin_no)
-                values.append(round(min(value, maximum) if maximum is not None else value, 3))
-                break
-    return DurationStats(count=count, p50=values[0], p90=values[1], p99=values[2], max=maximum)
+    ranks = [max(1, math.ceil(p * total - 1e-9)) for p in (0.5, 0.9, 0.99)]
+    found: list[int] = []
+    seen = 0
+    for bin_no, n in ordered:
+        seen += n
+        while len(found) < len(ranks) and seen >= ranks[len(found)]:
+            found.append(bin_no)
+    return percentiles_from_bins(tuple(found), count, maximum)
+
+
+def percentile_bins(bins: list[int], counts: list[int]) -> tuple[int, ...]:
+    """The bins holding the nearest-rank p50, p90 and p99 of a histogram sorted by bin."""
+    seen = list(accumulate(counts))
+    total = seen[-1]
+    return tuple(bins[bisect_left(seen, max(1, math.ceil(p * total - 1e-9)))] for p in (0.5, 0.9, 0.99))
+
+
+def percentiles_from_bins(bins: tuple[int | None, ...], count: int, maximum: float | None) -> DurationStats:
+    """DurationStats from the bins of p50, p90 and p99 (middle of the bin, never above the exact max)."""
+    if len(bins) < 3 or bins[0] is None:
+        return DurationStats(count=count, p50=None, p90=None, p99=None, max=maximum)
+    values = [bin_middle(b if b is not None else 0) for b in bins]
+    p50, p90, p99 = (round(min(v, maximum) if maximum is not None else v, 3) for v in values)
+    return DurationStats(count=count, p50=p50, p90=p90, p99=p99, max=maximum)
 
 
 @dataclass
@@ -327,6 +413,8 @@ class _Totals:
     dur_sum: float = 0.0
     dur_max: float | None = None
     bins: Counter[int] = field(default_factory=Counter)
+    # The bins of p50, p90 and p99 when SQL found them (history), instead of `bins`.
+    percentile_bins: tuple[int | None, ...] | None = None
 
     def add(self, n: int, succeeded: int, finished: int, dur_n: int, dur_sum: float, dur_max: float | None) -> None:
         self.n += n
@@ -346,18 +434,9 @@ class _Totals:
         return round(self.dur_sum / self.dur_n, 3) if self.dur_n else None
 
     def duration(self) -> DurationStats:
+        if self.percentile_bins is not None:
+            return percentiles_from_bins(self.percentile_bins, self.dur_n, self.dur_max)
         return duration_stats(self.bins, self.dur_n, self.dur_max)
-
-
-def _aggregate(
-    counts: Iterable[tuple[Any, ...]], bins: Iterable[tuple[Any, ...]], key: Callable[[str, str], Any]
-) -> dict[Any, _Totals]:
-    groups: dict[Any, _Totals] = {}
-    for status, record_type, n, ok, finished, dur_n, dur_sum, dur_max in counts:
-        _totals(groups, key(status, record_type)).add(n, ok, finished, dur_n, dur_sum, dur_max)
-    for status, record_type, bin_no, n in bins:
-        _totals(groups, key(status, record_type)).bins[bin_no] += n
-    return groups
 
 
 def _totals(groups: dict[Any, _Totals], key: Any) -> _Totals:
@@ -398,32 +477,63 @@ class StatsRepository:
     ) -> MigrationStats:
         """Everything of /stats; see the module doc for the window and the sources."""
         lo, hi = since or LOW, until or HIGH
+        now_row: Sequence[Any] | None = None
+        counts: Sequence[Sequence[Any]]
+        histograms: Sequence[Sequence[Any]]
         async with self.pool.connection() as conn:
             if await rollups_present(self.pool, conn):
-                segments = split_window(lo, hi).params()
-                counts = await (await conn.execute(SELECT_COUNTS_ROLLUP, segments)).fetchall()
+                now_sql = SELECT_NOW_ROLLUP
                 if since is None and until is None:
-                    bins = await (await conn.execute(SELECT_BINS_TOTAL)).fetchall()
+                    row = await (await conn.execute(SELECT_SUMMARY_TOTAL, {"stuck_after": self.stuck_after})).fetchone()
+                    assert row is not None
+                    counts, histograms, now_row = row[0] or [], row[1] or [], row[2:]
+                    bins = await (await conn.execute(SELECT_BINS_TOTAL)).fetchall() if group_by else []
                 else:
+                    segments = split_window(lo, hi).params()
+                    histograms = []
+                    counts = await (await conn.execute(SELECT_COUNTS_ROLLUP, segments)).fetchall()
                     bins = await (await conn.execute(SELECT_BINS_ROLLUP, segments)).fetchall()
             else:
+                now_sql = SELECT_NOW_BASE
+                histograms = []
                 window = {"lo": lo, "hi": hi}
                 counts = await (await conn.execute(SELECT_COUNTS_BASE, window)).fetchall()
                 bins = await (await conn.execute(SELECT_BINS_BASE, window)).fetchall()
-            now_row = await (await conn.execute(SELECT_NOW, {"stuck_after": self.stuck_after})).fetchone()
+            if now_row is None:
+                now_row = await (await conn.execute(now_sql, {"stuck_after": self.stuck_after})).fetchone()
         assert now_row is not None
         started, finished_24h, failed_24h, running, alive = now_row
 
-        overall = _aggregate(counts, bins, lambda s, t: None).get(None, _Totals())
-        by_status = _aggregate(counts, (), lambda s, t: s)
-        by_type = _aggregate(counts, bins, lambda s, t: t)
+        overall = _Totals()
+        by_status: dict[str, _Totals] = {}
+        by_type: dict[str, _Totals] = {}
+        keyed: dict[tuple[str | None, str | None], _Totals] = {}
+        group_status, group_type = "status" in group_by, "record_type" in group_by
+        for status, record_type, n, ok, finished, dur_n, dur_sum, dur_max in counts:
+            for totals in (
+                overall,
+                _totals(by_status, status),
+                _totals(by_type, record_type),
+                *(
+                    (_totals(keyed, (status if group_status else None, record_type if group_type else None)),)
+                    if group_by
+                    else ()
+                ),
+            ):
+                totals.add(n, ok, finished, dur_n, dur_sum, dur_max)
+        for record_type, bin_nos, ns in histograms:
+            target = overall if record_type is None else _totals(by_type, record_type)
+            target.percentile_bins = percentile_bins(bin_nos, ns)
+        for status, record_type, bin_nos, ns in bins:
+            histogram = dict(zip(bin_nos, ns, strict=True))
+            if not histograms:
+                overall.bins.update(histogram)
+                _totals(by_type, record_type).bins.update(histogram)
+            if group_by:
+                key = (status if group_status else None, record_type if group_type else None)
+                _totals(keyed, key).bins.update(histogram)
         groups: list[StatsGroup] | None = None
         if group_by:
-            keyed = _aggregate(
-                counts,
-                bins,
-                lambda s, t: (s if "status" in group_by else None, t if "record_type" in group_by else None),
-            )
             groups = [
                 StatsGroup(
                     status=status,
@@ -441,9 +551,9 @@ class StatsRepository:
             ]
         return MigrationStats(
             total_migrations=overall.n,
-            status_breakdown={s: g.n for s, g in by_status.items()},
+            status_breakdown={s: g.n for s, g in by_status.items() if g.n},
             recent_24h=started,
-            record_type_breakdown={t: g.n for t, g in by_type.items()},
+            record_type_breakdown={t: g.n for t, g in by_type.items() if g.n},
             success_rate=overall.success_rate,
             average_duration=overall.average_duration,
             since=since,
@@ -475,8 +585,8 @@ class StatsRepository:
         for bucket, status, n, ok, finished, dur_n, dur_max in counts:
             _totals(totals, bucket).add(n, ok, finished, dur_n, 0.0, dur_max)
             by_status.setdefault(bucket, {})[status] = n
-        for bucket, bin_no, n in bins:
-            _totals(totals, bucket).bins[bin_no] += n
+        for bucket, *percentile_bins in bins:
+            _totals(totals, bucket).percentile_bins = tuple(percentile_bins)
         buckets = []
         start = since
         while start < until:

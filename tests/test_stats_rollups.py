@@ -46,10 +46,15 @@ def _day(ts: datetime) -> datetime:
 def recomputed(rows: list[dict[str, Any]]) -> dict[str, set[tuple[Any, ...]]]:
     """Every roll-up table as the backfill would build it, computed in Python."""
     out: dict[str, set[tuple[Any, ...]]] = {}
-    for table, bucket in (("migration_api_run_counts_hour", _hour), ("migration_api_run_counts_day", _day)):
+    for table, bucket in (
+        ("migration_api_run_counts_hour", _hour),
+        ("migration_api_run_counts_day", _day),
+        ("migration_api_run_counts_total", None),
+    ):
         groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
-            groups[(bucket(r["created_at"]), r["status"], r["record_type"])].append(r)
+            when = () if bucket is None else (bucket(r["created_at"]),)
+            groups[(*when, r["status"], r["record_type"])].append(r)
         out[table] = {
             (
                 *key,
@@ -76,6 +81,8 @@ def recomputed(rows: list[dict[str, Any]]) -> dict[str, set[tuple[Any, ...]]]:
     out["migration_api_duration_hist_total"] = hist(
         lambda r: (r["record_type"], r["status"], duration_bin(r["total_duration"]))
     )
+    out["migration_api_duration_hist_type"] = hist(lambda r: (r["record_type"], duration_bin(r["total_duration"])))
+    out["migration_api_duration_hist_all"] = hist(lambda r: (duration_bin(r["total_duration"]),))
     out["migration_api_duration_bins_hour"] = hist(
         lambda r: (_hour(r["created_at"]), duration_bin(r["total_duration"]))
     )
@@ -93,11 +100,15 @@ ROLLUP_QUERIES = {
     "dur_max FROM migration_api_run_counts_hour",
     "migration_api_run_counts_day": "SELECT bucket, status, record_type, n, succeeded, finished, dur_n, dur_sum, "
     "dur_max FROM migration_api_run_counts_day",
+    "migration_api_run_counts_total": "SELECT status, record_type, n, succeeded, finished, dur_n, dur_sum, dur_max "
+    "FROM migration_api_run_counts_total",
     "migration_api_duration_hist_hour": "SELECT bucket, record_type, status, bin, n "
     "FROM migration_api_duration_hist_hour",
     "migration_api_duration_hist_day": "SELECT bucket, record_type, status, bin, n "
     "FROM migration_api_duration_hist_day",
     "migration_api_duration_hist_total": "SELECT record_type, status, bin, n FROM migration_api_duration_hist_total",
+    "migration_api_duration_hist_type": "SELECT record_type, bin, n FROM migration_api_duration_hist_type",
+    "migration_api_duration_hist_all": "SELECT bin, n FROM migration_api_duration_hist_all",
     "migration_api_duration_bins_hour": "SELECT bucket, bin, n FROM migration_api_duration_bins_hour",
     "migration_api_duration_bins_day": "SELECT bucket, bin, n FROM migration_api_duration_bins_day",
     "migration_api_error_counts_day": "SELECT bucket, fingerprint, record_type, n, first_seen, last_seen "
