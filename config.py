@@ -28,7 +28,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 8000
     embedded_pg_dir: Path = PROJECT_DIR / ".pgdata"
     pool_min_size: int = 2
-    pool_max_size: int = 10
+    pool_max_size: int = 20
     # Seconds a request may wait for a pooled connection before it is answered 503.
     pool_timeout: float = 5.0
     # Milliseconds one SQL statement may run before PostgreSQL cancels it (503 to the client).
@@ -121,7 +121,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     if not _IDENTIFIER.match(schema):
         raise ConfigError(f"DB_SCHEMA must be a plain SQL identifier (letters, digits, _), got {schema!r}")
     pool_min = _int(env, "DB_POOL_MIN", 2, 1, 1000)
-    pool_max = _int(env, "DB_POOL_MAX", max(10, pool_min), 1, 1000)
+    pool_max = _int(env, "DB_POOL_MAX", max(20, pool_min), 1, 1000)
     if pool_max < pool_min:
         raise ConfigError(f"DB_POOL_MAX ({pool_max}) must be >= DB_POOL_MIN ({pool_min})")
     log_level = (_env(env, "LOG_LEVEL") or "INFO").upper()

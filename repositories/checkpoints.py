@@ -40,7 +40,7 @@ class CheckpointsRepository:
     async def list_for_run(self, run_id: uuid.UUID) -> list[CheckpointRead] | None:
         """The run's checkpoints, oldest first; None when there is no such run."""
         async with self.pool.connection() as conn:
-            cur = await conn.execute(SELECT_CHECKPOINTS_OF_RUN, {"run_id": run_id}, prepare=True)
+            cur = await conn.execute(SELECT_CHECKPOINTS_OF_RUN, {"run_id": run_id}, prepare=True, binary=True)
             rows = await cur.fetchall()
         return [CheckpointRead(*row) for row in rows if row[0] is not None] if rows else None
 

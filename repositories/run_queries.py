@@ -291,13 +291,16 @@ def _where(conds: list[sql.Composable]) -> sql.Composable:
 
 
 def build_list(query: RunQuery, cursor: Cursor | None) -> tuple[sql.Composed, dict[str, Any]]:
-    """One page of the plain list: rank is always 0."""
+    """One page of the plain list (limit + 1 runs, to tell whether there is a next page), as JSON."""
     params = _Params()
     conds = _filters(query, params)
     if cursor is not None:
         conds.append(_keyset(query, cursor, params))
+    # PostgreSQL writes the page as one JSON array: parsing one text value costs the service a
+    # fraction of converting limit x 10 typed columns, and the decoder builds the Structs from it.
     statement = sql.SQL(
-        "SELECT {cols}, 0 AS rank FROM migration_runs{where} ORDER BY {order} LIMIT {n} OFFSET {o}"
+        "SELECT coalesce(json_agg(page ORDER BY {order}), '[]')::text FROM "
+        "(SELECT {cols} FROM migration_runs{where} ORDER BY {order} LIMIT {n} OFFSET {o}) AS page"
     ).format(
         cols=sql.SQL(RUN_COLUMNS),
         where=_where(conds),

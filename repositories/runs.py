@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Final
 
+import msgspec
 from psycopg import AsyncConnection, sql
 from psycopg.rows import args_row
 from psycopg_pool import AsyncConnectionPool
@@ -59,6 +60,9 @@ async def _insert_run(conn: AsyncConnection[Any], params: Mapping[str, Any]) -> 
     row = await cur.fetchone()
     assert row is not None  # INSERT ... RETURNING always returns the row
     return row
+
+
+_RUNS_JSON: Final = msgspec.json.Decoder(list[RunRead])
 
 
 class Page:
@@ -114,7 +118,7 @@ class RunsRepository:
 
     async def get(self, run_id: uuid.UUID) -> RunRead | None:
         async with self.pool.connection() as conn:
-            cur = await conn.execute(SELECT_RUN_BY_ID, {"id": run_id}, prepare=True)
+            cur = await conn.execute(SELECT_RUN_BY_ID, {"id": run_id}, prepare=True, binary=True)
             row = await cur.fetchone()
         return None if row is None else RunRead(*row)
 
@@ -129,11 +133,15 @@ class RunsRepository:
         async with self.pool.connection() as conn:
             if query.q is None:
                 statement, params = build_list(query, cursor)
-                rows = await (await conn.execute(statement, params)).fetchall()
+                row = await (await conn.execute(statement, params, binary=True)).fetchone()
+                found = _RUNS_JSON.decode(row[0] if row else "[]")
+                ranks = [0] * len(found)
             else:
                 rows = await self._search_rows(conn, query, cursor)
-        runs = [RunRead(*row[:-1]) for row in rows[: query.limit]]
-        next_cursor = query.encode_cursor(rows[query.limit - 1][-1], runs[-1]) if len(rows) > query.limit else None
+                found = [RunRead(*r[:-1]) for r in rows]
+                ranks = [r[-1] for r in rows]
+        runs = found[: query.limit]
+        next_cursor = query.encode_cursor(ranks[query.limit - 1], runs[-1]) if len(found) > query.limit else None
         return Page(runs, next_cursor)
 
     async def _search_rows(self, conn: AsyncConnection[Any], query: RunQuery, cursor: Cursor | None) -> list[Any]:

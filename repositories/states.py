@@ -43,7 +43,7 @@ class StatesRepository:
     async def list_for_run(self, run_id: uuid.UUID) -> list[StateRead] | None:
         """The run's states by step order; None when there is no such run."""
         async with self.pool.connection() as conn:
-            cur = await conn.execute(SELECT_STATES_OF_RUN, {"run_id": run_id}, prepare=True)
+            cur = await conn.execute(SELECT_STATES_OF_RUN, {"run_id": run_id}, prepare=True, binary=True)
             rows = await cur.fetchall()
         return [StateRead(*row) for row in rows if row[0] is not None] if rows else None
 
