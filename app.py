@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,6 +14,8 @@ from typing import Any
 import anyio.to_thread
 from litestar import Litestar
 from litestar.logging.config import LoggingConfig
+from litestar.types import Message, Scope
+from psycopg_pool import AsyncConnectionPool
 
 from config import ConfigError, Settings, load_settings
 from controllers.runs import RunsController
@@ -20,6 +25,8 @@ from controllers.system import API_DESCRIPTION, API_NAME, API_VERSION, SystemCon
 from controllers.timeline import TimelineController
 from db.embedded import start_embedded
 from db.pool import create_pool
+from db.run_cache import RunCache, listen
+from db.run_cache import stop as stop_listener
 from db.schema import ensure_schema
 from docs_site import openapi_config, static_routers
 from errors import EXCEPTION_HANDLERS
@@ -46,13 +53,41 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.pool = pool
         app.state.embedded = embedded
         app.state.schema_version = version
+        listener = None
+        if settings.run_cache_bytes > 0 and await _change_notices_installed(pool):
+            app.state.run_cache = RunCache(settings.run_cache_bytes)
+            listener = asyncio.create_task(listen(app.state.run_cache, url), name="run-cache-listener")
         try:
             yield
         finally:
+            await stop_listener(listener)
             await pool.close()
     finally:
         if embedded is not None:
             await anyio.to_thread.run_sync(embedded.stop)
+
+
+async def _change_notices_installed(pool: AsyncConnectionPool) -> bool:
+    """Whether the triggers that keep the read cache exact exist (schema version 6)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass('migration_runs') "
+            "AND tgname = 'migration_api_notice_update'"
+        )
+        return await cur.fetchone() is not None
+
+
+async def forget_written_run(message: Message, scope: Scope) -> None:
+    """As a write under /api/v1/migrations/{run_id} starts its response (its transaction has
+    committed), drop that run from this process's read cache, so the writer reads its own write at
+    once; other processes learn of it from the change notice."""
+    if message["type"] != "http.response.start" or scope.get("method") in {"GET", "HEAD", "OPTIONS"}:
+        return
+    cache: RunCache | None = scope["litestar_app"].state.run_cache
+    parts = scope["path"].split("/")
+    if cache is not None and len(parts) > 4:
+        with contextlib.suppress(ValueError):
+            cache.invalidate([uuid.UUID(parts[4])])
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -70,6 +105,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[database_lifespan],
         state=_initial_state(settings),
         exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[forget_written_run],
         openapi_config=openapi_config(title=API_NAME, version=API_VERSION, description=API_DESCRIPTION),
         logging_config=LoggingConfig(
             root={"level": settings.log_level, "handlers": ["queue_listener"]},
@@ -83,7 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 def _initial_state(settings: Settings) -> Any:
     from litestar.datastructures import State
 
-    return State({"settings": settings, "embedded": None, "schema_version": 0})
+    return State({"settings": settings, "embedded": None, "schema_version": 0, "run_cache": None})
 
 
 _app: Litestar | None = None

@@ -42,6 +42,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_state_bytes: int = 1024 * 1024
     idempotency_ttl_hours: float = 24.0
     stuck_after_minutes: float = 30.0
+    # Bytes of encoded runs and step lists kept in memory per process (db/run_cache.py); 0 = off.
+    run_cache_bytes: int = 32 * 1024 * 1024
     log_level: str = "INFO"
     debug: bool = False
 
@@ -144,6 +146,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         max_state_bytes=_int(env, "MAX_STATE_BYTES", 1024 * 1024, 1024, 1024**3),
         idempotency_ttl_hours=_float(env, "IDEMPOTENCY_TTL_HOURS", 24.0, 0.0),
         stuck_after_minutes=_float(env, "STUCK_AFTER_MINUTES", 30.0, 0.0),
+        run_cache_bytes=_int(env, "RUN_CACHE_BYTES", 32 * 1024 * 1024, 0, 1024**3),
         log_level=log_level,
         debug=_bool(env, "DEBUG", False),
     )

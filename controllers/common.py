@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from typing import Annotated, Any
 
@@ -13,13 +12,12 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
 from dto.common import ErrorResponse
-from dto.runs import RunRead
+from dto.runs import RunRead, body_etag
 from errors import DomainError, PreconditionFailed
 from repositories.checkpoints import CheckpointsRepository
 from repositories.idempotency import REPLAYED_HEADER, IdempotencyStore
 from repositories.runs import RunsRepository
 from repositories.states import StatesRepository
-from repositories.stats import StatsRepository
 
 RunIdPath = Annotated[
     str,
@@ -124,19 +122,15 @@ def parse_run_id(raw: str) -> uuid.UUID:
 
 
 async def provide_runs_repo(state: State) -> RunsRepository:
-    return RunsRepository(state.pool)
+    return RunsRepository(state.pool, state.run_cache)
 
 
 async def provide_states_repo(state: State) -> StatesRepository:
-    return StatesRepository(state.pool)
+    return StatesRepository(state.pool, state.run_cache)
 
 
 async def provide_checkpoints_repo(state: State) -> CheckpointsRepository:
     return CheckpointsRepository(state.pool)
-
-
-async def provide_stats_repo(state: State) -> StatsRepository:
-    return StatsRepository(state.pool)
 
 
 async def provide_idempotency(state: State) -> IdempotencyStore:
@@ -151,11 +145,6 @@ def write_scope(request: Request[Any, Any, Any]) -> str:
 def run_etag(run: RunRead) -> str:
     """A strong ETag over all ten fields, so that any change (by an engine too) changes it."""
     return body_etag(msgspec.json.encode(run))
-
-
-def body_etag(body: bytes) -> str:
-    """The ETag of a run from its JSON encoding (what `run_etag` hashes)."""
-    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
 
 
 def etag_matches(header: str, tag: str) -> bool:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
@@ -74,12 +74,12 @@ class StepsController(Controller):
         self,
         states_repo: NamedDependency[StatesRepository],
         run_id: RunIdPath,
-    ) -> list[StateRead]:
+    ) -> Response[list[StateRead]]:
         """Every recorded step state of the run, by `step_order`; `[]` when it has none."""
-        states = await states_repo.list_for_run(parse_run_id(run_id))
-        if states is None:
+        body = await states_repo.list_encoded(parse_run_id(run_id))
+        if body is None:
             raise NotFoundException(detail=f"migration run {run_id} not found")
-        return states
+        return cast("Response[list[StateRead]]", Response(body, media_type=MediaType.JSON))
 
     @get(
         "/states/latest",

@@ -107,6 +107,69 @@ SEARCH_STATEMENTS: Final = (
     "ANALYZE migration_runs",
 )
 
+# Change notices for the read cache: every statement on the three tables sends, at commit, the
+# ids of the runs it touched ('*' when too many to list, or on TRUNCATE). Transition tables allow
+# one event per trigger, hence three triggers per table; TG_ARGV[0] names the run-id column.
+_NOTIFY_TABLES: Final = (("migration_runs", "id"), ("workflow_states", "run_id"), ("workflow_checkpoints", "run_id"))
+NOTIFY_STATEMENTS: Final = (
+    """CREATE OR REPLACE FUNCTION migration_api_send_run_notice(ids TEXT) RETURNS void
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            IF ids IS NOT NULL THEN
+                PERFORM pg_notify('migration_api_runs', CASE WHEN length(ids) > 7900 THEN '*' ELSE ids END);
+            END IF;
+        END $$""",
+    """CREATE OR REPLACE FUNCTION migration_api_notice_new() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE ids TEXT;
+        BEGIN
+            EXECUTE format('SELECT string_agg(DISTINCT %I::text, '','') FROM new_rows', TG_ARGV[0]) INTO ids;
+            PERFORM migration_api_send_run_notice(ids);
+            RETURN NULL;
+        END $$""",
+    """CREATE OR REPLACE FUNCTION migration_api_notice_old() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE ids TEXT;
+        BEGIN
+            EXECUTE format('SELECT string_agg(DISTINCT %I::text, '','') FROM old_rows', TG_ARGV[0]) INTO ids;
+            PERFORM migration_api_send_run_notice(ids);
+            RETURN NULL;
+        END $$""",
+    """CREATE OR REPLACE FUNCTION migration_api_notice_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE ids TEXT;
+        BEGIN
+            EXECUTE format('SELECT string_agg(DISTINCT x::text, '','') FROM '
+                           '(SELECT %1$I AS x FROM new_rows UNION SELECT %1$I FROM old_rows) AS touched',
+                           TG_ARGV[0]) INTO ids;
+            PERFORM migration_api_send_run_notice(ids);
+            RETURN NULL;
+        END $$""",
+    """CREATE OR REPLACE FUNCTION migration_api_notice_all() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('migration_api_runs', '*');
+            RETURN NULL;
+        END $$""",
+    *(
+        statement
+        for table, column in _NOTIFY_TABLES
+        for statement in (
+            f"DROP TRIGGER IF EXISTS migration_api_notice_insert ON {table}",
+            f"""CREATE TRIGGER migration_api_notice_insert AFTER INSERT ON {table}
+                REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+                EXECUTE FUNCTION migration_api_notice_new('{column}')""",
+            f"DROP TRIGGER IF EXISTS migration_api_notice_update ON {table}",
+            f"""CREATE TRIGGER migration_api_notice_update AFTER UPDATE ON {table}
+                REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
+                EXECUTE FUNCTION migration_api_notice_changed('{column}')""",
+            f"DROP TRIGGER IF EXISTS migration_api_notice_delete ON {table}",
+            f"""CREATE TRIGGER migration_api_notice_delete AFTER DELETE ON {table}
+                REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
+                EXECUTE FUNCTION migration_api_notice_old('{column}')""",
+            f"DROP TRIGGER IF EXISTS migration_api_notice_truncate ON {table}",
+            f"""CREATE TRIGGER migration_api_notice_truncate AFTER TRUNCATE ON {table}
+                FOR EACH STATEMENT EXECUTE FUNCTION migration_api_notice_all()""",
+        )
+    ),
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
@@ -177,6 +240,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         5,
         "statistics roll-ups kept by triggers on migration_runs, error fingerprints, indexes for the now-figures",
         statements=STATS_ROLLUP_STATEMENTS,
+    ),
+    Migration(
+        6,
+        "change notices: the ids of the runs each statement touched, for the read cache (db/run_cache.py)",
+        statements=NOTIFY_STATEMENTS,
     ),
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
@@ -131,3 +132,8 @@ class CancelRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Why the run is cancelled; kept in the run's `error_message`."""
 
     reason: ErrorMessage | None = None
+
+
+def body_etag(body: bytes) -> str:
+    """The strong ETag of a run from its JSON encoding: any change to any field changes it."""
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'

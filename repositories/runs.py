@@ -17,7 +17,8 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import args_row
 from psycopg_pool import AsyncConnectionPool
 
-from dto.runs import RunRead
+from db.run_cache import RunCache
+from dto.runs import RunRead, body_etag
 from repositories.run_queries import (
     RANKED_TIERS,
     RUN_COLUMNS,
@@ -113,8 +114,27 @@ class LockedRun:
 
 
 class RunsRepository:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, cache: RunCache | None = None) -> None:
         self.pool = pool
+        self.cache = cache
+
+    async def get_encoded(self, run_id: uuid.UUID) -> tuple[bytes, str] | None:
+        """The run's JSON body and ETag, from the read cache when it holds them (db/run_cache.py)."""
+        cache = self.cache
+        generation = 0
+        if cache is not None:
+            hit = cache.get("run", run_id)
+            if hit is not None:
+                return hit
+            generation = cache.generation
+        run = await self.get(run_id)
+        if run is None:
+            return None
+        body = msgspec.json.encode(run)
+        tag = body_etag(body)
+        if cache is not None:
+            cache.put("run", run_id, body, tag, generation)
+        return body, tag
 
     async def get(self, run_id: uuid.UUID) -> RunRead | None:
         async with self.pool.connection() as conn:

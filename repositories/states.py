@@ -6,11 +6,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Final
 
+import msgspec
 from psycopg import AsyncConnection
 from psycopg.rows import args_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from db.run_cache import RunCache
 from dto.steps import StateCreate, StateRead
 
 STATE_COLUMNS: Final = "id, run_id, step_name, state_data, created_at, step_order, metadata"
@@ -37,8 +39,26 @@ INSERT_STATE: Final = f"""
 
 
 class StatesRepository:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, cache: RunCache | None = None) -> None:
         self.pool = pool
+        self.cache = cache
+
+    async def list_encoded(self, run_id: uuid.UUID) -> bytes | None:
+        """The run's states as a JSON array, from the read cache when it holds them; None if no such run."""
+        cache = self.cache
+        generation = 0
+        if cache is not None:
+            hit = cache.get("states", run_id)
+            if hit is not None:
+                return hit[0]
+            generation = cache.generation
+        states = await self.list_for_run(run_id)
+        if states is None:
+            return None
+        body = msgspec.json.encode(states)
+        if cache is not None:
+            cache.put("states", run_id, body, "", generation)
+        return body
 
     async def list_for_run(self, run_id: uuid.UUID) -> list[StateRead] | None:
         """The run's states by step order; None when there is no such run."""

@@ -1,0 +1,133 @@
+"""A read cache of single runs and of runs' step-state lists, kept exact by PostgreSQL notifications.
+
+Dashboards poll the same runs over and over; serving a poll from memory costs a fraction of a
+round trip. Correctness comes from the database, not from a time-to-live:
+
+- Triggers (schema version 6) send the ids of the runs touched by every statement on
+  `migration_runs`, `workflow_states` and `workflow_checkpoints`, whoever wrote them (the API or an
+  engine), on the channel `migration_api_runs` when the transaction commits ('*' for a TRUNCATE
+  or a statement touching too many runs to list).
+- One listener connection per process drops those runs from the cache as notices arrive. While it
+  is not listening (starting, reconnecting after the database went away) the cache is off and
+  empty, so no notice can be missed.
+- A reader notes the cache's generation before it queries; any notice bumps it, and a result
+  read before a notice is never stored after it.
+- The API's own writes also drop the run they touched before answering, so a client reads its
+  own writes at once; an engine's direct write is visible as soon as its notice arrives
+  (typically well under a millisecond after its commit).
+
+The cache holds encoded response bodies, bounded by bytes (`RUN_CACHE_BYTES`; 0 turns it off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Final
+
+import psycopg
+
+logger = logging.getLogger(__name__)
+
+CHANNEL: Final = "migration_api_runs"
+RECONNECT_SECONDS: Final = 1.0
+Key = tuple[str, uuid.UUID]
+
+
+class RunCache:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.generation = 0
+        self.listening = False
+        self._items: OrderedDict[Key, tuple[bytes, str]] = OrderedDict()
+        self._bytes = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.listening and self.max_bytes > 0
+
+    def get(self, kind: str, run_id: uuid.UUID) -> tuple[bytes, str] | None:
+        if not self.enabled:
+            return None
+        key = (kind, run_id)
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+        return item
+
+    def put(self, kind: str, run_id: uuid.UUID, body: bytes, tag: str, generation: int) -> None:
+        """Store a body read when the cache was at `generation`, unless a notice came since."""
+        if not self.enabled or generation != self.generation or len(body) > self.max_bytes // 8:
+            return
+        key = (kind, run_id)
+        old = self._items.pop(key, None)
+        if old is not None:
+            self._bytes -= len(old[0])
+        self._items[key] = (body, tag)
+        self._bytes += len(body)
+        while self._bytes > self.max_bytes:
+            _, (evicted, _) = self._items.popitem(last=False)
+            self._bytes -= len(evicted)
+
+    def invalidate(self, run_ids: Iterable[uuid.UUID]) -> None:
+        self.generation += 1
+        for run_id in run_ids:
+            for kind in ("run", "states"):
+                item = self._items.pop((kind, run_id), None)
+                if item is not None:
+                    self._bytes -= len(item[0])
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._items.clear()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def apply_notice(self, payload: str) -> None:
+        if payload == "*":
+            self.clear()
+            return
+        ids = []
+        for part in payload.split(","):
+            try:
+                ids.append(uuid.UUID(part))
+            except ValueError:
+                self.clear()  # a notice we cannot read: assume the worst
+                return
+        self.invalidate(ids)
+
+
+async def listen(cache: RunCache, url: str) -> None:
+    """Keep the cache in step with the database until cancelled (run as a background task)."""
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                url, autocommit=True, application_name="migration-api-cache"
+            ) as conn:
+                await conn.execute(f"LISTEN {CHANNEL}")
+                cache.clear()
+                cache.listening = True
+                async for notice in conn.notifies():
+                    cache.apply_notice(notice.payload)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any failure: stop serving from memory until listening again
+            logger.warning("run cache off: notification listener failed (%s); retrying", exc.__class__.__name__)
+        finally:
+            cache.listening = False
+            cache.clear()
+        await asyncio.sleep(RECONNECT_SECONDS)
+
+
+async def stop(task: asyncio.Task[None] | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

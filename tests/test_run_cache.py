@@ -1,0 +1,118 @@
+"""The read cache of runs and step lists: never serves a version older than a committed write."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from litestar.testing import TestClient
+
+from db.run_cache import RunCache
+from tests.conftest import run_body
+
+API = "/api/v1/migrations"
+
+
+def eventually(check: Callable[[], bool], seconds: float = 3.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return check()
+
+
+def cache_of(client: TestClient[Any]) -> RunCache:
+    cache: RunCache | None = client.app.state.run_cache
+    assert cache is not None, "the change-notice triggers are installed in the test schema"
+    assert eventually(lambda: cache.listening)
+    return cache
+
+
+def test_repeated_reads_are_served_from_the_cache(client: TestClient[Any]) -> None:
+    cache = cache_of(client)
+    run = client.post(API, json=run_body()).json()
+    first = client.get(f"{API}/{run['id']}")
+    assert ("run", uuid.UUID(run["id"])) in cache._items
+    again = client.get(f"{API}/{run['id']}")
+    assert again.content == first.content
+    assert again.headers["etag"] == first.headers["etag"]
+
+
+def test_an_engines_direct_write_reaches_readers(client: TestClient[Any], db: psycopg.Connection[Any]) -> None:
+    cache_of(client)
+    run = client.post(API, json=run_body()).json()
+    assert client.get(f"{API}/{run['id']}").json()["error_message"] is None
+    client.get(f"{API}/{run['id']}/states")
+    db.execute("UPDATE migration_runs SET error_message = 'engine says hi' WHERE id = %s", (run["id"],))
+    db.execute(
+        "INSERT INTO workflow_states (id, run_id, step_name, state_data, step_order) VALUES (%s, %s, 'x', '{}', 1)",
+        (uuid.uuid4(), run["id"]),
+    )
+    assert eventually(lambda: client.get(f"{API}/{run['id']}").json()["error_message"] == "engine says hi")
+    assert eventually(lambda: len(client.get(f"{API}/{run['id']}/states").json()) == 1)
+
+
+def test_the_writer_reads_its_own_write_at_once(client: TestClient[Any], monkeypatch: Any) -> None:
+    cache = cache_of(client)
+    # Without the change notices, only the write path's own invalidation can keep this exact.
+    monkeypatch.setattr(cache, "apply_notice", lambda payload: None)
+    run = client.post(API, json=run_body()).json()
+    client.get(f"{API}/{run['id']}")
+    client.get(f"{API}/{run['id']}/states")
+    assert client.patch(f"{API}/{run['id']}", json={"error_message": "patched"}).status_code == 200
+    assert client.get(f"{API}/{run['id']}").json()["error_message"] == "patched"
+    posted = client.post(f"{API}/{run['id']}/states", json={"step_name": "read", "state_data": {}})
+    assert posted.status_code == 201
+    assert [s["step_name"] for s in client.get(f"{API}/{run['id']}/states").json()] == ["read"]
+    assert client.delete(f"{API}/{run['id']}", params={"force": "true"}).status_code == 204
+    assert client.get(f"{API}/{run['id']}").status_code == 404
+
+
+def test_a_lost_listener_empties_the_cache_until_it_listens_again(
+    client: TestClient[Any], db: psycopg.Connection[Any]
+) -> None:
+    cache = cache_of(client)
+    run = client.post(API, json=run_body()).json()
+    client.get(f"{API}/{run['id']}")
+    assert len(cache) >= 1
+    killed = db.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = 'migration-api-cache' AND datname = current_database()"
+    ).fetchall()
+    assert killed
+    assert eventually(lambda: not cache.listening or len(cache) == 0)
+    # writes while nobody listens are not missed: the cache restarts empty
+    db.execute("UPDATE migration_runs SET error_message = 'while deaf' WHERE id = %s", (run["id"],))
+    assert eventually(lambda: client.get(f"{API}/{run['id']}").json()["error_message"] == "while deaf")
+    assert eventually(lambda: cache.listening, seconds=5)
+
+
+def test_a_read_from_before_a_notice_is_not_stored_after_it() -> None:
+    cache = RunCache(1024)
+    cache.listening = True
+    rid = uuid.uuid4()
+    generation = cache.generation
+    cache.invalidate([uuid.uuid4()])  # a notice for any run arrives while the read is in flight
+    cache.put("run", rid, b"{}", '"t"', generation)
+    assert cache.get("run", rid) is None
+    cache.put("run", rid, b"{}", '"t"', cache.generation)
+    assert cache.get("run", rid) == (b"{}", '"t"')
+    cache.apply_notice(str(rid))
+    assert cache.get("run", rid) is None
+
+
+def test_the_cache_is_bounded_by_bytes() -> None:
+    cache = RunCache(8 * 100)
+    cache.listening = True
+    ids = [uuid.uuid4() for _ in range(20)]
+    for rid in ids:
+        cache.put("run", rid, b"x" * 100, "", cache.generation)
+    assert sum(len(body) for body, _ in cache._items.values()) <= 800
+    assert cache.get("run", ids[-1]) is not None
+    assert cache.get("run", ids[0]) is None
+    cache.apply_notice("*")
+    assert len(cache) == 0
