@@ -217,16 +217,20 @@ class _Params:
         return sql.Placeholder(name)
 
 
-def _filters(query: RunQuery, params: _Params) -> list[sql.Composable]:
-    conds: list[sql.Composable] = []
+def _filter_specs(query: RunQuery) -> list[tuple[str, Any]]:
+    """(condition with one `{}` for its bound value, the value) for every filter that is set.
+
+    Column names come from this function's constants, never from the request.
+    """
+    specs: list[tuple[str, Any]] = []
     if query.statuses:
-        conds.append(sql.SQL("status = ANY({})").format(params.add(list(query.statuses))))
+        specs.append(("status = ANY({})", list(query.statuses)))
     if query.record_types:
-        conds.append(sql.SQL("record_type = ANY({})").format(params.add(list(query.record_types))))
+        specs.append(("record_type = ANY({})", list(query.record_types)))
     if query.file_path is not None:
-        conds.append(sql.SQL("file_path ILIKE {}").format(params.add(like_pattern(query.file_path))))
+        specs.append(("file_path ILIKE {}", like_pattern(query.file_path)))
     if query.success is not None:
-        conds.append(sql.SQL("success = {}").format(params.add(query.success)))
+        specs.append(("success = {}", query.success))
     ranges = (
         ("created_at", query.created_after, query.created_before),
         ("updated_at", query.updated_after, query.updated_before),
@@ -235,32 +239,40 @@ def _filters(query: RunQuery, params: _Params) -> list[sql.Composable]:
     )
     for column, low, high in ranges:
         if low is not None:
-            conds.append(sql.SQL("{} >= {}").format(sql.Identifier(column), params.add(low)))
+            specs.append((f"{column} >= {{}}", low))
         if high is not None:
             # durations are an inclusive range; times are half-open [after, before)
-            op = "<=" if column == "total_duration" else "<"
-            conds.append(sql.SQL("{} {} {}").format(sql.Identifier(column), sql.SQL(op), params.add(high)))
-    return conds
+            specs.append((f"{column} {'<=' if column == 'total_duration' else '<'} {{}}", high))
+    return specs
 
 
-def _keyset(query: RunQuery, cursor: Cursor, params: _Params) -> sql.Composable:
+def _keyset_spec(query: RunQuery, cursor: Cursor) -> tuple[str, list[Any]]:
+    """The condition "after the cursor's row" in the query's order, with its values (see `_filter_specs`)."""
     cols = query.sort.columns
-    op = sql.SQL("<" if query.sort.descending else ">")
+    op = "<" if query.sort.descending else ">"
     first = cols[0]
     values = _typed_cursor_values(cols, cursor.values)
     if first in NULLABLE_SORT_COLUMNS:
-        col, last_id = sql.Identifier(first), params.add(values[1])
         if values[0] is None:
             # NULLs sort last ascending and first descending (PostgreSQL's defaults, which the index matches)
-            rest = sql.SQL("") if not query.sort.descending else sql.SQL(" OR {} IS NOT NULL").format(col)
-            return sql.SQL("(({col} IS NULL AND id {op} {id}){rest})").format(col=col, op=op, id=last_id, rest=rest)
-        cmp = sql.SQL("({col}, id) {op} ({v}, {id})").format(col=col, op=op, v=params.add(values[0]), id=last_id)
-        return cmp if query.sort.descending else sql.SQL("({} OR {} IS NULL)").format(cmp, col)
-    return sql.SQL("({cols}) {op} ({vals})").format(
-        cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols),
-        op=op,
-        vals=sql.SQL(", ").join(params.add(v) for v in values),
-    )
+            rest = f" OR {first} IS NOT NULL" if query.sort.descending else ""
+            return f"(({first} IS NULL AND id {op} {{}}){rest})", [values[1]]
+        cmp = f"({first}, id) {op} ({{}}, {{}})"
+        return (cmp if query.sort.descending else f"({cmp} OR {first} IS NULL)"), values
+    return f"(({', '.join(cols)}) {op} ({', '.join('{}' for _ in cols)}))", values
+
+
+def _condition(template: str, values: list[Any], params: _Params) -> sql.Composed:
+    return sql.SQL(template).format(*(params.add(v) for v in values))
+
+
+def _filters(query: RunQuery, params: _Params) -> list[sql.Composable]:
+    return [_condition(template, [value], params) for template, value in _filter_specs(query)]
+
+
+def _keyset(query: RunQuery, cursor: Cursor, params: _Params) -> sql.Composable:
+    template, values = _keyset_spec(query, cursor)
+    return _condition(template, values, params)
 
 
 _CURSOR_TYPES: Final[dict[str, Any]] = {
@@ -290,25 +302,40 @@ def _where(conds: list[sql.Composable]) -> sql.Composable:
     return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conds) if conds else sql.SQL("")
 
 
-def build_list(query: RunQuery, cursor: Cursor | None) -> tuple[sql.Composed, dict[str, Any]]:
+# Rendered list statements by shape (which conditions, which sort): composing and rendering one
+# costs more than the rest of the request, and a service sees few shapes.
+_LIST_STATEMENTS: dict[tuple[str, ...], str] = {}
+_MAX_LIST_STATEMENTS: Final = 1024
+
+
+def build_list(query: RunQuery, cursor: Cursor | None) -> tuple[str, dict[str, Any]]:
     """One page of the plain list (limit + 1 runs, to tell whether there is a next page), as JSON."""
-    params = _Params()
-    conds = _filters(query, params)
+    conditions = [(template, [value]) for template, value in _filter_specs(query)]
     if cursor is not None:
-        conds.append(_keyset(query, cursor, params))
-    # PostgreSQL writes the page as one JSON array: parsing one text value costs the service a
-    # fraction of converting limit x 10 typed columns, and the decoder builds the Structs from it.
-    statement = sql.SQL(
-        "SELECT coalesce(json_agg(page ORDER BY {order}), '[]')::text FROM "
-        "(SELECT {cols} FROM migration_runs{where} ORDER BY {order} LIMIT {n} OFFSET {o}) AS page"
-    ).format(
-        cols=sql.SQL(RUN_COLUMNS),
-        where=_where(conds),
-        order=_order_by(query),
-        n=params.add(query.limit + 1),
-        o=params.add(query.offset),
-    )
-    return statement, params.values
+        conditions.append(_keyset_spec(query, cursor))
+    values = [v for _, vs in conditions for v in vs] + [query.limit + 1, query.offset]
+    key = (str(query.sort), *(template for template, _ in conditions))
+    statement = _LIST_STATEMENTS.get(key)
+    if statement is None:
+        params = _Params()
+        conds: list[sql.Composable] = [_condition(template, vs, params) for template, vs in conditions]
+        # PostgreSQL writes the page as one JSON array: parsing one text value costs the service a
+        # fraction of converting limit x 10 typed columns, and the decoder builds the Structs from it.
+        composed = sql.SQL(
+            "SELECT coalesce(json_agg(page ORDER BY {order}), '[]')::text FROM "
+            "(SELECT {cols} FROM migration_runs{where} ORDER BY {order} LIMIT {n} OFFSET {o}) AS page"
+        ).format(
+            cols=sql.SQL(RUN_COLUMNS),
+            where=_where(conds),
+            order=_order_by(query),
+            n=params.add(None),
+            o=params.add(None),
+        )
+        statement = composed.as_string(None)
+        if len(_LIST_STATEMENTS) >= _MAX_LIST_STATEMENTS:
+            _LIST_STATEMENTS.clear()
+        _LIST_STATEMENTS[key] = statement
+    return statement, {f"p{i}": v for i, v in enumerate(values)}
 
 
 def _rank_conditions(term: str, params: _Params) -> tuple[sql.Composable, sql.Composable]:

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# `make bench`: the service against the FastAPI + asyncpg peer at RUNS runs (default 1,000,000),
+# with the measuring instruments of ../shared/perf (wrk, the peer, the deterministic loader).
+#
+#  1. load RUNS runs into mig_<RUNS> (reused when already loaded; ~3 min and 4.6 GB for 1M)
+#  2. copy it to mig_<RUNS>_app for the service and bring its schema up (indexes, roll-ups):
+#     the peer keeps the original schema.sql database, untouched by our migrations
+#  3. `bench.sh compare` at 32 connections (req/s, CPU per request) and at 1 connection
+#     (p50/p99 service latency), peer and service in alternating passes, fresh server each pass
+#  4. sample the service's resident memory throughout, then print one summary table
+#     with the targets of issue 4 (bench/summary.py)
+#
+# Environment: RUNS, PERF (default ../shared/perf), PERF_HOME (the instruments' state),
+# BENCH_REPEAT (passes per side at c32, default 2), BENCH_DURATION (seconds, default 10),
+# BENCH_ENDPOINTS (comma list of names to run, default all below).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PERF=${PERF:-$ROOT/../shared/perf}
+RUNS=${RUNS:-1000000}
+REPEAT=${BENCH_REPEAT:-2}
+DURATION=${BENCH_DURATION:-10}
+export RUNS
+PERF_HOME=${PERF_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/migration-api-perf}
+export PERF_HOME
+[ -d "$PERF" ] || { echo "no measuring instruments at $PERF (set PERF=...)" >&2; exit 1; }
+[ -x "$PERF_HOME/venv/bin/python" ] && command -v wrk >/dev/null || "$PERF/setup.sh"
+
+started_pg=0
+if ! "$PERF/bench.sh" pg status 2>/dev/null | grep -q "running"; then started_pg=1; fi
+cleanup() {
+  [ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2>/dev/null || true
+  if [ "$started_pg" = 1 ]; then "$PERF/bench.sh" pg stop >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+
+echo "== 1. data: $RUNS runs (loaded once, then reused)"
+"$PERF/bench.sh" load --keep-pg
+PEER_DB="mig_${RUNS}"
+APP_DB="mig_${RUNS}_app"
+PSQL=("$PERF/bench.sh" pg psql)
+marker() { PGDATABASE=postgres "${PSQL[@]}" -Atc "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '$1'"; }
+
+echo "== 2. the service's copy: $APP_DB"
+if [ "$(marker "$APP_DB")" != "$(marker "$PEER_DB")" ] || [ -z "$(marker "$APP_DB")" ]; then
+  PGDATABASE=postgres "${PSQL[@]}" -qc "DROP DATABASE IF EXISTS $APP_DB" \
+    -c "CREATE DATABASE $APP_DB TEMPLATE $PEER_DB" \
+    -c "COMMENT ON DATABASE $APP_DB IS '$(marker "$PEER_DB")'"
+fi
+APP_URL=$("$PERF/bench.sh" pg uri "$APP_DB")
+time DATABASE_URL="$APP_URL" .venv/bin/python -m db.migrate
+PGDATABASE="$APP_DB" "${PSQL[@]}" -qc "VACUUM (ANALYZE) migration_runs"
+
+# A cursor 20,000 rows deep in the default order, and one existing run for the timeline.
+CURSOR=$(DATABASE_URL="$APP_URL" .venv/bin/python bench/deep_cursor.py 20000)
+ENDPOINTS="get_run,list,list_status,states,search,search_none,stats"
+ENDPOINTS+=",stats_window=/api/v1/migrations/stats?since=2000-01-01T00:00:00Z&group_by=status,record_type"
+ENDPOINTS+=",stats_history=/api/v1/migrations/stats/history?interval=day"
+ENDPOINTS+=",stats_errors=/api/v1/migrations/stats/errors"
+ENDPOINTS+=",list_sorted=/api/v1/migrations?status=failed&record_type=claim&sort=-total_duration&limit=50"
+ENDPOINTS+=",cursor_20k=/api/v1/migrations?limit=50&cursor=$CURSOR"
+ENDPOINTS+=",timeline=/api/v1/migrations/{id}/timeline"
+ENDPOINTS=${BENCH_ENDPOINTS:-$ENDPOINTS}
+
+CMD="DATABASE_URL='$APP_URL' LOG_LEVEL=WARNING exec $ROOT/.venv/bin/uvicorn app:app --host 127.0.0.1 --port \$PORT --no-access-log --workers 1"
+RESULTS="$PERF_HOME/results"
+mkdir -p "$RESULTS"
+FIRST_LINE=$(( $(wc -l < "$RESULTS/results.jsonl" 2>/dev/null || echo 0) + 1 ))
+RSS_LOG=$(mktemp)
+.venv/bin/python bench/rss_sampler.py "$ROOT/.venv/bin/uvicorn app:app" > "$RSS_LOG" &
+SAMPLER=$!
+
+echo "== 3a. compare at 32 connections ($REPEAT passes per side, ${DURATION}s per endpoint)"
+"$PERF/bench.sh" compare --cmd "$CMD" --label migration-api --endpoints "$ENDPOINTS" \
+  --conns 32 --repeat "$REPEAT" --duration "$DURATION" --keep-pg
+echo "== 3b. compare at 1 connection (service latency)"
+"$PERF/bench.sh" compare --cmd "$CMD" --label migration-api --endpoints "$ENDPOINTS" \
+  --conns 1 --threads 1 --repeat 1 --duration "$DURATION" --keep-pg
+
+kill "$SAMPLER" 2>/dev/null || true
+wait "$SAMPLER" 2>/dev/null || true
+SAMPLER=
+echo "== 4. summary"
+.venv/bin/python bench/summary.py "$RESULTS/results.jsonl" "$FIRST_LINE" "$RSS_LOG"
