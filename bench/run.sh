@@ -27,7 +27,7 @@ export PERF_HOME
 [ -x "$PERF_HOME/venv/bin/python" ] && command -v wrk >/dev/null || "$PERF/setup.sh"
 
 started_pg=0
-if ! "$PERF/bench.sh" pg status 2>/dev/null | grep -q "running"; then started_pg=1; fi
+if ! "$PERF/bench.sh" pg status 2>/dev/null | grep -q "^running"; then started_pg=1; fi
 cleanup() {
   [ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2>/dev/null || true
   if [ "$started_pg" = 1 ]; then "$PERF/bench.sh" pg stop >/dev/null 2>&1 || true; fi
@@ -53,14 +53,16 @@ PGDATABASE="$APP_DB" "${PSQL[@]}" -qc "VACUUM (ANALYZE) migration_runs"
 
 # A cursor 20,000 rows deep in the default order, and one existing run for the timeline.
 CURSOR=$(DATABASE_URL="$APP_URL" .venv/bin/python bench/deep_cursor.py 20000)
-ENDPOINTS="get_run,list,list_status,states,search,search_none,stats"
-ENDPOINTS+=",stats_window=/api/v1/migrations/stats?since=2000-01-01T00:00:00Z&group_by=status,record_type"
-ENDPOINTS+=",stats_history=/api/v1/migrations/stats/history?interval=day"
-ENDPOINTS+=",stats_errors=/api/v1/migrations/stats/errors"
-ENDPOINTS+=",list_sorted=/api/v1/migrations?status=failed&record_type=claim&sort=-total_duration&limit=50"
-ENDPOINTS+=",cursor_20k=/api/v1/migrations?limit=50&cursor=$CURSOR"
-ENDPOINTS+=",timeline=/api/v1/migrations/{id}/timeline"
-ENDPOINTS=${BENCH_ENDPOINTS:-$ENDPOINTS}
+ENDPOINTS=${BENCH_ENDPOINTS:-get_run,list,list_status,states,search,search_none,stats}
+EXTRA=(
+  --add-endpoint "stats_window=/api/v1/migrations/stats?since=2000-01-01T00:00:00Z&group_by=status,record_type"
+  --add-endpoint "stats_history=/api/v1/migrations/stats/history?interval=day"
+  --add-endpoint "stats_errors=/api/v1/migrations/stats/errors"
+  --add-endpoint "list_sorted=/api/v1/migrations?status=failed&record_type=claim&sort=-total_duration&limit=50"
+  --add-endpoint "cursor_20k=/api/v1/migrations?limit=50&cursor=$CURSOR"
+  --add-endpoint "timeline=/api/v1/migrations/{id}/timeline"
+)
+[ -n "${BENCH_ENDPOINTS:-}" ] && EXTRA=()
 
 CMD="DATABASE_URL='$APP_URL' LOG_LEVEL=WARNING exec $ROOT/.venv/bin/uvicorn app:app --host 127.0.0.1 --port \$PORT --no-access-log --workers 1"
 RESULTS="$PERF_HOME/results"
@@ -72,10 +74,10 @@ SAMPLER=$!
 
 echo "== 3a. compare at 32 connections ($REPEAT passes per side, ${DURATION}s per endpoint)"
 "$PERF/bench.sh" compare --cmd "$CMD" --label migration-api --endpoints "$ENDPOINTS" \
-  --conns 32 --repeat "$REPEAT" --duration "$DURATION" --keep-pg
+  "${EXTRA[@]}" --conns 32 --repeat "$REPEAT" --duration "$DURATION" --keep-pg
 echo "== 3b. compare at 1 connection (service latency)"
 "$PERF/bench.sh" compare --cmd "$CMD" --label migration-api --endpoints "$ENDPOINTS" \
-  --conns 1 --threads 1 --repeat 1 --duration "$DURATION" --keep-pg
+  "${EXTRA[@]}" --conns 1 --threads 1 --repeat 1 --duration "$DURATION" --keep-pg
 
 kill "$SAMPLER" 2>/dev/null || true
 wait "$SAMPLER" 2>/dev/null || true
