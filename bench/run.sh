@@ -43,7 +43,9 @@ marker() { PGDATABASE=postgres "${PSQL[@]}" -Atc "SELECT shobj_description(oid, 
 
 echo "== 2. the service's copy: $APP_DB"
 if [ "$(marker "$APP_DB")" != "$(marker "$PEER_DB")" ] || [ -z "$(marker "$APP_DB")" ]; then
-  PGDATABASE=postgres "${PSQL[@]}" -qc "DROP DATABASE IF EXISTS $APP_DB" \
+  PGDATABASE=postgres "${PSQL[@]}" -v ON_ERROR_STOP=1 -q \
+    -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN ('$APP_DB', '$PEER_DB') AND pid <> pg_backend_pid()" \
+    -c "DROP DATABASE IF EXISTS $APP_DB" \
     -c "CREATE DATABASE $APP_DB TEMPLATE $PEER_DB" \
     -c "COMMENT ON DATABASE $APP_DB IS '$(marker "$PEER_DB")'"
 fi
@@ -53,9 +55,11 @@ PGDATABASE="$APP_DB" "${PSQL[@]}" -qc "VACUUM (ANALYZE) migration_runs"
 
 # A cursor 20,000 rows deep in the default order, and one existing run for the timeline.
 CURSOR=$(DATABASE_URL="$APP_URL" .venv/bin/python bench/deep_cursor.py 20000)
+# A dashboard's "last 7 days, by status and record type"
+WEEK_AGO=$(date -u -d '7 days ago' +%Y-%m-%dT%H:00:00Z)
 ENDPOINTS=${BENCH_ENDPOINTS:-get_run,list,list_status,states,search,search_none,stats}
 EXTRA=(
-  --add-endpoint "stats_window=/api/v1/migrations/stats?since=2000-01-01T00:00:00Z&group_by=status,record_type"
+  --add-endpoint "stats_window=/api/v1/migrations/stats?since=$WEEK_AGO&group_by=status,record_type"
   --add-endpoint "stats_history=/api/v1/migrations/stats/history?interval=day"
   --add-endpoint "stats_errors=/api/v1/migrations/stats/errors"
   --add-endpoint "list_sorted=/api/v1/migrations?status=failed&record_type=claim&sort=-total_duration&limit=50"

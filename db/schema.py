@@ -246,6 +246,17 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "change notices: the ids of the runs each statement touched, for the read cache (db/run_cache.py)",
         statements=NOTIFY_STATEMENTS,
     ),
+    Migration(
+        7,
+        "sorting one status by duration (failed runs, slowest first) without scanning unfinished runs",
+        indexes=(
+            Index(
+                "migration_runs",
+                "migration_runs_status_total_duration_id_idx",
+                "btree (status, total_duration, id)",
+            ),
+        ),
+    ),
 )
 
 

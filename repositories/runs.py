@@ -63,16 +63,16 @@ async def _insert_run(conn: AsyncConnection[Any], params: Mapping[str, Any]) -> 
     return row
 
 
-_RUNS_JSON: Final = msgspec.json.Decoder(list[RunRead])
+_RUN_JSON: Final = msgspec.json.Decoder(RunRead)
 
 
 class Page:
-    """Runs of one page, and the cursor of the next page (None on the last page)."""
+    """One page of runs as a JSON array, and the cursor of the next page (None on the last page)."""
 
-    __slots__ = ("next_cursor", "runs")
+    __slots__ = ("body", "next_cursor")
 
-    def __init__(self, runs: list[RunRead], next_cursor: str | None) -> None:
-        self.runs = runs
+    def __init__(self, body: bytes, next_cursor: str | None) -> None:
+        self.body = body
         self.next_cursor = next_cursor
 
 
@@ -153,16 +153,18 @@ class RunsRepository:
         async with self.pool.connection() as conn:
             if query.q is None:
                 statement, params = build_list(query, cursor)
-                row = await (await conn.execute(statement, params, binary=True)).fetchone()
-                found = _RUNS_JSON.decode(row[0] if row else "[]")
-                ranks = [0] * len(found)
-            else:
-                rows = await self._search_rows(conn, query, cursor)
-                found = [RunRead(*r[:-1]) for r in rows]
-                ranks = [r[-1] for r in rows]
-        runs = found[: query.limit]
-        next_cursor = query.encode_cursor(ranks[query.limit - 1], runs[-1]) if len(found) > query.limit else None
-        return Page(runs, next_cursor)
+                row = await (await conn.execute(statement, params)).fetchone()
+                assert row is not None  # an aggregate always returns one row
+                joined, last, read = row
+                body = b"[" + joined.encode() + b"]"
+                more = read > query.limit
+                next_cursor = query.encode_cursor(0, _RUN_JSON.decode(last)) if more else None
+                return Page(body, next_cursor)
+            rows = await self._search_rows(conn, query, cursor)
+        runs = [RunRead(*r[:-1]) for r in rows[: query.limit]]
+        more = len(rows) > query.limit
+        next_cursor = query.encode_cursor(rows[query.limit - 1][-1], runs[-1]) if more else None
+        return Page(msgspec.json.encode(runs), next_cursor)
 
     async def _search_rows(self, conn: AsyncConnection[Any], query: RunQuery, cursor: Cursor | None) -> list[Any]:
         """limit + 1 ranked rows after `offset`/`cursor`. The exact and prefix tiers are cheap index

@@ -100,10 +100,16 @@ SELECT_COUNTS_BASE: Final = f"""
 
 # One row per (status, record_type): its duration bins and the runs in each, as two arrays (a few
 # rows to parse instead of thousands).
-def _as_arrays(bins_sql: str) -> str:
+def _by_level(bins_sql: str) -> str:
+    """A (status, record_type, bin, n) histogram as sorted bin/count arrays at every level at once:
+    level 3 = all runs, 2 = per record type, 1 = per status, 0 = per (status, record_type); see
+    GROUPING(). A bin repeats within an array when several groups hold it, which nearest-rank
+    percentiles over the cumulative counts do not mind; the service merges nothing itself."""
     return f"""
-    SELECT status, record_type, array_agg(bin), array_agg(n::bigint)
-      FROM ({bins_sql}) b (status, record_type, bin, n) GROUP BY 1, 2"""
+    SELECT GROUPING(status, record_type), status, record_type,
+           array_agg(bin ORDER BY bin), array_agg(n::bigint ORDER BY bin)
+      FROM ({bins_sql}) b (status, record_type, bin, n)
+     GROUP BY GROUPING SETS ((), (record_type), (status), (status, record_type))"""
 
 
 # All time, ready-made: the histogram of all runs (record_type NULL) and one per record type, bins sorted.
@@ -118,7 +124,7 @@ SELECT_HISTOGRAMS_TOTAL: Final = """
 # The rows: (status, record_type, duration bin, runs in it).
 _SELECT_BINS_TOTAL_ROWS: Final = """
     SELECT status, record_type, bin, n FROM migration_api_duration_hist_total WHERE n > 0"""
-SELECT_BINS_TOTAL: Final = _as_arrays(_SELECT_BINS_TOTAL_ROWS)
+SELECT_BINS_TOTAL: Final = _by_level(_SELECT_BINS_TOTAL_ROWS)
 _SELECT_BINS_ROLLUP_ROWS: Final = f"""
     SELECT status, record_type, bin, sum(n)::bigint
       FROM (SELECT status, record_type, bin, n
@@ -138,13 +144,13 @@ _SELECT_BINS_ROLLUP_ROWS: Final = f"""
              GROUP BY 1, 2, 3) parts
      GROUP BY 1, 2, 3
     HAVING sum(n) > 0"""
-SELECT_BINS_ROLLUP: Final = _as_arrays(_SELECT_BINS_ROLLUP_ROWS)
+SELECT_BINS_ROLLUP: Final = _by_level(_SELECT_BINS_ROLLUP_ROWS)
 _SELECT_BINS_BASE_ROWS: Final = f"""
     SELECT status, record_type, {bin_sql("total_duration")}, count(*)
       FROM migration_runs
      WHERE total_duration IS NOT NULL AND created_at >= %(lo)s AND created_at < %(hi)s
      GROUP BY 1, 2, 3"""
-SELECT_BINS_BASE: Final = _as_arrays(_SELECT_BINS_BASE_ROWS)
+SELECT_BINS_BASE: Final = _by_level(_SELECT_BINS_BASE_ROWS)
 
 # The "now" figures: bounded index scans (created_at, completed_at, the running partial index,
 # the created_at indexes of states and checkpoints). Stuck = running minus running with activity.
@@ -464,6 +470,20 @@ async def rollups_present(pool: AsyncConnectionPool, conn: AsyncConnection[Any])
     return present
 
 
+# The UTC days that hold runs (day buckets of the counts roll-up; an emptied bucket only widens it).
+SELECT_DATA_DAYS: Final = "SELECT min(bucket), max(bucket) FROM migration_api_run_counts_day"
+
+
+async def _window_covers_all(conn: AsyncConnection[Any], lo: datetime, hi: datetime) -> bool:
+    """Whether [lo, hi) holds every run, so that the all-time roll-ups answer it exactly (a window
+    of many months would otherwise merge tens of thousands of day-histogram rows)."""
+    row = await (await conn.execute(SELECT_DATA_DAYS)).fetchone()
+    if row is None or row[0] is None:
+        return True
+    first_day, last_day = row
+    return bool(lo <= first_day and hi >= last_day + timedelta(days=1))
+
+
 class StatsRepository:
     def __init__(self, pool: AsyncConnectionPool, *, stuck_after_minutes: float = 30.0) -> None:
         self.pool = pool
@@ -483,7 +503,7 @@ class StatsRepository:
         async with self.pool.connection() as conn:
             if await rollups_present(self.pool, conn):
                 now_sql = SELECT_NOW_ROLLUP
-                if since is None and until is None:
+                if (since is None and until is None) or await _window_covers_all(conn, lo, hi):
                     row = await (await conn.execute(SELECT_SUMMARY_TOTAL, {"stuck_after": self.stuck_after})).fetchone()
                     assert row is not None
                     counts, histograms, now_row = row[0] or [], row[1] or [], row[2:]
@@ -524,14 +544,18 @@ class StatsRepository:
         for record_type, bin_nos, ns in histograms:
             target = overall if record_type is None else _totals(by_type, record_type)
             target.percentile_bins = percentile_bins(bin_nos, ns)
-        for status, record_type, bin_nos, ns in bins:
-            histogram = dict(zip(bin_nos, ns, strict=True))
-            if not histograms:
-                overall.bins.update(histogram)
-                _totals(by_type, record_type).bins.update(histogram)
-            if group_by:
-                key = (status if group_status else None, record_type if group_type else None)
-                _totals(keyed, key).bins.update(histogram)
+        # GROUPING() of the level that matches group_by (see _by_level)
+        group_level = 2 * (not group_status) + (not group_type) if group_by else None
+        for level, status, record_type, bin_nos, ns in bins:
+            if not bin_nos:
+                continue  # the grand-total row of an empty window
+            found = percentile_bins(bin_nos, ns)
+            if not histograms and level == 3:
+                overall.percentile_bins = found
+            elif not histograms and level == 2:
+                _totals(by_type, record_type).percentile_bins = found
+            if level == group_level:
+                _totals(keyed, (status, record_type)).percentile_bins = found
         groups: list[StatsGroup] | None = None
         if group_by:
             groups = [

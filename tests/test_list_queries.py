@@ -304,3 +304,26 @@ def test_search_matches_brute_force_substring(client: TestClient[Any], runs: lis
     assert set(got) == expected
     counted = client.get(f"{API}/search", params={"q": term, "count": "exact"})
     assert counted.headers["x-total-count"] == str(len(expected))
+
+
+def test_list_entries_are_byte_identical_to_the_single_run(
+    client: TestClient[Any], db: psycopg.Connection[Any]
+) -> None:
+    """The list's JSON is written by PostgreSQL: it must match what the service writes for one run."""
+    whole_second = make_runs(1)[0]
+    whole_second.created_at = BASE.replace(microsecond=0)
+    whole_second.total_duration = 5.0  # a whole float: msgspec writes 5.0
+    fractional = make_runs(1)[0]
+    fractional.created_at = BASE + timedelta(microseconds=120)
+    fractional.updated_at = BASE + timedelta(seconds=1, microseconds=999_999)
+    finished = make_runs(1)[0]
+    finished.status, finished.success, finished.total_duration = "completed", True, 1234.5678
+    finished.completed_at = BASE + timedelta(minutes=20, microseconds=5)
+    finished.error_message = 'quotes " and \\ backslash, unicode é ✓, tab\there'
+    store(db, [whole_second, fractional, finished])
+    listed = client.get(API, params={"limit": 10})
+    body = listed.content.decode()
+    for run in (whole_second, fractional, finished):
+        single = client.get(f"{API}/{run.id}").content.decode()
+        assert single in body, f"{single} not in {body}"
+    assert listed.json() == [client.get(f"{API}/{r['id']}").json() for r in listed.json()]
