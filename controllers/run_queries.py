@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
-from litestar import Request, Response
+from litestar import MediaType, Request, Response
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
@@ -191,4 +191,4 @@ async def page_response(
     if count is not CountMode.NONE:
         headers["X-Total-Count"] = str(await repo.count(query, exact=count is CountMode.EXACT))
         headers["X-Total-Count-Mode"] = count.value
-    return Response(page.runs, headers=headers)
+    return cast("Response[list[RunRead]]", Response(page.body, media_type=MediaType.JSON, headers=headers))
