@@ -307,35 +307,6 @@ def _where(conds: list[sql.Composable]) -> sql.Composable:
     return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conds) if conds else sql.SQL("")
 
 
-def _iso(column: str) -> str:
-    """A timestamptz as the service writes it everywhere (msgspec's form): UTC, `Z`, and a
-    fraction of six digits only when there is one."""
-    return (
-        f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
-        f"date_part('microseconds', {column})::bigint %% 1000000 = 0 THEN '' "
-        f"ELSE to_char({column} AT TIME ZONE 'UTC', '.US') END || 'Z'"
-    )
-
-
-# PostgreSQL writes the page's JSON, byte for byte as the service would: the service passes the
-# rows through without parsing 10 typed columns per row or encoding them again. It returns the
-# runs of the page joined by commas, the page's last run (for the next cursor) and how many rows
-# it read (limit + 1 means there is a next page).
-LIST_PAGE_JSON: Final = (
-    "SELECT coalesce(string_agg(j, ',' ORDER BY n) FILTER (WHERE n <= %(page_size)s), ''), "
-    "max(j) FILTER (WHERE n = %(page_size)s), count(*) FROM ("
-    "SELECT n, (SELECT row_to_json(f)::text FROM (SELECT id, file_path, record_type, status, "
-    + f"{_iso('created_at')} AS created_at, {_iso('updated_at')} AS updated_at, "
-    + f"{_iso('completed_at')} AS completed_at, "
-    # msgspec writes a whole float as `5.0`, PostgreSQL as `5`
-    + "CASE WHEN total_duration = trunc(total_duration) AND abs(total_duration) < 1e15 "
-    "THEN (total_duration::text || '.0')::json ELSE to_json(total_duration) END AS total_duration, "
-    "success, error_message) AS f) AS j FROM ("
-    "SELECT page.*, row_number() OVER (ORDER BY {order}) AS n FROM ("
-    "SELECT {cols} FROM migration_runs{where} ORDER BY {order} LIMIT {n} OFFSET {o}"
-    ") AS page) AS numbered) AS t"
-)
-
 # Rendered list statements by shape (which conditions, which sort): composing and rendering one
 # costs more than the rest of the request, and a service sees few shapes.
 _LIST_STATEMENTS: dict[tuple[str, ...], str] = {}
@@ -343,7 +314,7 @@ _MAX_LIST_STATEMENTS: Final = 1024
 
 
 def build_list(query: RunQuery, cursor: Cursor | None) -> tuple[str, dict[str, Any]]:
-    """One page of the plain list as JSON text (see LIST_PAGE_JSON)."""
+    """One page of the plain list: limit + 1 runs, to tell whether there is a next page."""
     conditions = [(template, [value]) for template, value in _filter_specs(query)]
     if cursor is not None:
         conditions.append(_keyset_spec(query, cursor))
@@ -353,7 +324,7 @@ def build_list(query: RunQuery, cursor: Cursor | None) -> tuple[str, dict[str, A
     if statement is None:
         params = _Params()
         conds: list[sql.Composable] = [_condition(template, vs, params) for template, vs in conditions]
-        composed = sql.SQL(LIST_PAGE_JSON).format(
+        composed = sql.SQL("SELECT {cols} FROM migration_runs{where} ORDER BY {order} LIMIT {n} OFFSET {o}").format(
             cols=sql.SQL(RUN_COLUMNS),
             where=_where(conds),
             order=_order_by(query),
@@ -364,7 +335,7 @@ def build_list(query: RunQuery, cursor: Cursor | None) -> tuple[str, dict[str, A
         if len(_LIST_STATEMENTS) >= _MAX_LIST_STATEMENTS:
             _LIST_STATEMENTS.clear()
         _LIST_STATEMENTS[key] = statement
-    return statement, {"page_size": query.limit, **{f"p{i}": v for i, v in enumerate(values)}}
+    return statement, {f"p{i}": v for i, v in enumerate(values)}
 
 
 def _rank_conditions(term: str, params: _Params) -> tuple[sql.Composable, sql.Composable]:
