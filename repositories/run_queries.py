@@ -114,49 +114,11 @@ class RunQuery:
     cursor: str | None = None
 
     def is_unfiltered(self) -> bool:
-        return (
-            not self.statuses
-            and not self.record_types
-            and all(
-                v is None
-                for v in (
-                    self.file_path,
-                    self.success,
-                    self.created_after,
-                    self.created_before,
-                    self.updated_after,
-                    self.updated_before,
-                    self.completed_after,
-                    self.completed_before,
-                    self.min_duration,
-                    self.max_duration,
-                )
-            )
-        )
+        return not _filter_specs(self)
 
     def query_hash(self) -> str:
         """Identifies the filters and sort, so that a cursor is only used with the query that made it."""
-        parts = [
-            self.statuses,
-            self.record_types,
-            self.file_path,
-            self.success,
-            *(
-                d.isoformat() if d else None
-                for d in (
-                    self.created_after,
-                    self.created_before,
-                    self.updated_after,
-                    self.updated_before,
-                    self.completed_after,
-                    self.completed_before,
-                )
-            ),
-            self.min_duration,
-            self.max_duration,
-            self.q,
-            str(self.sort),
-        ]
+        parts = [_filter_specs(self), self.q, str(self.sort)]
         return hashlib.sha256(msgspec.json.encode(parts)).hexdigest()[:16]
 
     def decode_cursor(self) -> Cursor | None:
