@@ -248,9 +248,6 @@ def _errors_upsert(delta: str) -> str:
            last_seen = greatest(t.last_seen, excluded.last_seen);"""
 
 
-_SPLIT_KEYS: Final = ["bucket", "record_type", "status"]
-
-
 def _removals(run_delta: str, error_delta: str) -> str:
     """After the upserts: drop emptied rows, recompute maxima and first/last seen that a removed
     value may have held (from the base rows of that one hour / day, or the day's hours)."""

@@ -88,9 +88,6 @@ SELECT_COUNTS_ROLLUP: Final = f"""
              GROUP BY 1, 2) parts
      GROUP BY status, record_type
     HAVING sum(n) > 0"""
-SELECT_COUNTS_TOTAL: Final = """
-    SELECT status, record_type, n, succeeded, finished, dur_n, dur_sum::float8, dur_max
-      FROM migration_api_run_counts_total WHERE n > 0"""
 SELECT_COUNTS_BASE: Final = f"""
     SELECT status, record_type, {_COUNT_AGGREGATES}
       FROM migration_runs
