@@ -9,19 +9,19 @@ import psycopg
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dto.runs import RunRead
-from repositories.run_queries import RUN_COLUMNS, RunQuery
+from repositories.run_queries import RunQuery
 
 
 def main() -> None:
     depth = int(sys.argv[1])
+    query = RunQuery(limit=50)
     with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
         row = conn.execute(
-            f"SELECT {RUN_COLUMNS} FROM migration_runs ORDER BY created_at DESC, id DESC OFFSET %s LIMIT 1",
+            f"SELECT {query.key_columns} FROM migration_runs ORDER BY created_at DESC, id DESC OFFSET %s LIMIT 1",
             (depth - 1,),
         ).fetchone()
     assert row is not None, f"fewer than {depth} runs"
-    print(RunQuery(limit=50).encode_cursor(0, RunRead(*row)))
+    print(query.encode_cursor(0, row))
 
 
 if __name__ == "__main__":

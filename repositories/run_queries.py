@@ -20,6 +20,7 @@ import binascii
 import contextlib
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -137,9 +138,14 @@ class RunQuery:
             raise QueryError("offset", "cannot be combined with cursor")
         return cursor
 
-    def encode_cursor(self, rank: int, row: Any) -> str:
-        values = [getattr(row, column) for column in self.sort.columns]
-        token = msgspec.json.encode(Cursor(CURSOR_VERSION, self.query_hash(), rank, values))
+    @property
+    def key_columns(self) -> str:
+        """The sort columns, the id last: what orders a page and what a cursor carries."""
+        return ", ".join(self.sort.columns)
+
+    def encode_cursor(self, rank: int, values: Sequence[Any]) -> str:
+        """A next-page token after the row with these `key_columns` values."""
+        token = msgspec.json.encode(Cursor(CURSOR_VERSION, self.query_hash(), rank, list(values)))
         return base64.urlsafe_b64encode(token).rstrip(b"=").decode()
 
 
@@ -275,19 +281,19 @@ _LIST_STATEMENTS: dict[tuple[str, ...], str] = {}
 _MAX_LIST_STATEMENTS: Final = 1024
 
 
-def build_list(query: RunQuery, cursor: Cursor | None) -> tuple[str, dict[str, Any]]:
-    """One page of the plain list: limit + 1 runs, to tell whether there is a next page."""
+def build_list(query: RunQuery, cursor: Cursor | None, columns: str = RUN_COLUMNS) -> tuple[str, dict[str, Any]]:
+    """One page of the plain list: `columns` of limit + 1 runs, to tell whether there is a next page."""
     conditions = [(template, [value]) for template, value in _filter_specs(query)]
     if cursor is not None:
         conditions.append(_keyset_spec(query, cursor))
     values = [v for _, vs in conditions for v in vs] + [query.limit + 1, query.offset]
-    key = (str(query.sort), *(template for template, _ in conditions))
+    key = (columns, str(query.sort), *(template for template, _ in conditions))
     statement = _LIST_STATEMENTS.get(key)
     if statement is None:
         params = _Params()
         conds: list[sql.Composable] = [_condition(template, vs, params) for template, vs in conditions]
         composed = sql.SQL("SELECT {cols} FROM migration_runs{where} ORDER BY {order} LIMIT {n} OFFSET {o}").format(
-            cols=sql.SQL(RUN_COLUMNS),
+            cols=sql.SQL(columns),
             where=_where(conds),
             order=_order_by(query),
             n=params.add(None),
@@ -340,9 +346,15 @@ def _contains_condition(term: str, params: _Params) -> sql.Composable:
 
 
 def build_search(
-    query: RunQuery, cursor: Cursor | None, tiers: tuple[int, ...], limit: int, offset: int
+    query: RunQuery,
+    cursor: Cursor | None,
+    tiers: tuple[int, ...],
+    limit: int,
+    offset: int,
+    columns: str = RUN_COLUMNS,
 ) -> tuple[sql.Composed, dict[str, Any]]:
-    """Search hits of the given tiers (see module doc), by tier then `sort`: `limit` rows after `offset`.
+    """Search hits of the given tiers (see module doc), by tier then `sort`: `limit` rows after
+    `offset`, each its `columns` and its tier (`rank`, last).
 
     Tiers below the cursor's are skipped, the cursor's own tier continues after the cursor.
     """
@@ -364,7 +376,7 @@ def build_search(
             conds.append(_keyset(query, cursor, params))
         branches.append(
             sql.SQL("(SELECT {cols}, {rank} AS rank FROM migration_runs{where} ORDER BY {order} LIMIT {n})").format(
-                cols=sql.SQL(RUN_COLUMNS),
+                cols=sql.SQL(columns),
                 rank=sql.Literal(rank),
                 where=_where(conds),
                 order=_order_by(query),
@@ -372,7 +384,7 @@ def build_search(
             )
         )
     if not branches:
-        return sql.SQL("SELECT {cols}, 0 AS rank FROM migration_runs WHERE false").format(cols=sql.SQL(RUN_COLUMNS)), {}
+        return sql.SQL("SELECT {cols}, 0 AS rank FROM migration_runs WHERE false").format(cols=sql.SQL(columns)), {}
     statement = sql.SQL("SELECT * FROM ({union}) AS hits ORDER BY rank, {order} LIMIT {n} OFFSET {o}").format(
         union=sql.SQL(" UNION ALL ").join(branches),
         order=_order_by(query),

@@ -9,13 +9,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import msgspec
 import psycopg
 import pytest
 from litestar.testing import TestClient
 from polyfactory import Use
 from polyfactory.factories.msgspec_factory import MsgspecFactory
 
+from app import create_app
+from config import Settings
 from dto.runs import RunRead
+from tests.test_run_cache import eventually
 
 API = "/api/v1/migrations"
 BASE = datetime(2026, 3, 1, tzinfo=UTC)
@@ -75,6 +79,20 @@ def store(db: psycopg.Connection[Any], runs: list[RunRead]) -> None:
                 for r in runs
             ],
         )
+
+
+@pytest.fixture(params=["cache", "no-cache"])
+def client(
+    request: pytest.FixtureRequest, settings: Settings, db: psycopg.Connection[Any]
+) -> Iterator[TestClient[Any]]:
+    """Every test here runs on both read paths: pages assembled from the run cache (key rows, then
+    cached bodies) and whole rows in one statement (`RUN_CACHE_BYTES=0`)."""
+    cached = request.param == "cache"
+    app_settings = settings if cached else msgspec.structs.replace(settings, run_cache_bytes=0)
+    with TestClient(app=create_app(app_settings)) as test_client:
+        cache = test_client.app.state.run_cache
+        assert eventually(lambda: (cache is not None and cache.enabled) is cached)
+        yield test_client
 
 
 @pytest.fixture

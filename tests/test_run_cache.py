@@ -116,3 +116,17 @@ def test_the_cache_is_bounded_by_bytes() -> None:
     assert cache.get("run", ids[0]) is None
     cache.apply_notice("*")
     assert len(cache) == 0
+
+
+def test_list_pages_assembled_from_the_cache_see_every_write(
+    client: TestClient[Any], db: psycopg.Connection[Any]
+) -> None:
+    cache = cache_of(client)
+    run = client.post(API, json=run_body()).json()
+    assert client.get(API).json()[0]["error_message"] is None
+    assert ("run", uuid.UUID(run["id"])) in cache._items  # the page's runs went into the cache
+    db.execute("UPDATE migration_runs SET error_message = 'engine says hi' WHERE id = %s", (run["id"],))
+    assert eventually(lambda: client.get(API).json()[0]["error_message"] == "engine says hi")
+    assert client.patch(f"{API}/{run['id']}", json={"error_message": "patched"}).status_code == 200
+    assert client.get(API).json()[0]["error_message"] == "patched"
+    assert client.get(f"{API}/search", params={"q": run["file_path"]}).json()[0]["error_message"] == "patched"
