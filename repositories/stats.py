@@ -150,16 +150,19 @@ _SELECT_BINS_BASE_ROWS: Final = f"""
 SELECT_BINS_BASE: Final = _by_level(_SELECT_BINS_BASE_ROWS)
 
 # The "now" figures: bounded index scans (created_at, completed_at, the running partial index,
-# the created_at indexes of states and checkpoints). Stuck = running minus running with activity.
+# the created_at indexes of states and checkpoints). Stuck = running minus running with activity;
+# the runs with recent states or checkpoints are looked up by id (a few index probes), never by
+# hashing every running run.
 _ALIVE: Final = """
            (SELECT count(*) FROM (
                 SELECT id FROM migration_runs WHERE status = 'running' AND updated_at >= now() - %(stuck_after)s
                 UNION
-                SELECT s.run_id FROM workflow_states s JOIN migration_runs r ON r.id = s.run_id
-                 WHERE s.created_at >= now() - %(stuck_after)s AND r.status = 'running'
-                UNION
-                SELECT c.run_id FROM workflow_checkpoints c JOIN migration_runs r ON r.id = c.run_id
-                 WHERE c.created_at >= now() - %(stuck_after)s AND r.status = 'running') alive)"""
+                SELECT id FROM migration_runs
+                 WHERE status = 'running'
+                   AND id = ANY(ARRAY(
+                       SELECT run_id FROM workflow_states WHERE created_at >= now() - %(stuck_after)s
+                       UNION ALL
+                       SELECT run_id FROM workflow_checkpoints WHERE created_at >= now() - %(stuck_after)s))) alive)"""
 _FINISHED_24H: Final = """
            (SELECT count(*) FROM migration_runs WHERE completed_at >= now() - interval '24 hours'),
            (SELECT count(*) FROM migration_runs
