@@ -7,7 +7,8 @@
 #     the peer keeps the original schema.sql database, untouched by our migrations
 #  3. `bench.sh compare` at 32 connections (req/s, CPU per request) and at 1 connection
 #     (p50/p99 service latency), peer and service in alternating passes, fresh server each pass
-#  4. sample the service's resident memory throughout, then print one summary table
+#  4. the HTTP ceiling (a null ASGI app under the same uvicorn and wrk): no target above it can be met
+#  5. sample the service's resident memory throughout, then print one summary table
 #     with the targets of issue 4 (bench/summary.py)
 #
 # Environment: RUNS, PERF (default ../shared/perf), PERF_HOME (the instruments' state),
@@ -86,5 +87,7 @@ echo "== 3b. compare at 1 connection (service latency)"
 kill "$SAMPLER" 2>/dev/null || true
 wait "$SAMPLER" 2>/dev/null || true
 SAMPLER=
+echo "== 3c. this machine's HTTP ceiling: a server that answers a fixed body and does nothing else"
+"$PERF/bench.sh" ceiling --duration "$DURATION" --keep-pg
 echo "== 4. summary"
 .venv/bin/python bench/summary.py "$RESULTS/results.jsonl" "$FIRST_LINE" "$RSS_LOG"

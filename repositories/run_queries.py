@@ -26,7 +26,6 @@ from datetime import datetime
 from typing import Any, Final
 
 import msgspec
-from psycopg import sql
 
 RUN_COLUMNS: Final = (
     "id, file_path, record_type, status, created_at, updated_at, completed_at, total_duration, success, error_message"
@@ -49,7 +48,11 @@ SEARCH_DOCUMENT: Final = "migration_api_search_document(file_path, record_type, 
 FILE_NAME: Final = "migration_api_file_name(file_path)"
 RANKED_TIERS: Final = (0, 1)
 SUBSTRING_TIER: Final = 2
-CURSOR_VERSION: Final = 1
+CURSOR_VERSION: Final = 2
+
+
+# A condition with a `%s` for each of its values, and the values.
+Spec = tuple[str, list[Any]]
 
 
 class QueryError(ValueError):
@@ -173,37 +176,25 @@ def uuid_prefix_range(term: str) -> tuple[uuid.UUID, uuid.UUID | None] | None:
     return uuid.UUID(int=low), (uuid.UUID(int=high) if high < 1 << 128 else None)
 
 
-class _Params:
-    """Named bind parameters with generated names, so that branches can share one statement."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def add(self, value: Any) -> sql.Placeholder:
-        name = f"p{len(self.values)}"
-        self.values[name] = value
-        return sql.Placeholder(name)
-
-
-def _filter_specs(query: RunQuery) -> list[tuple[str, Any]]:
-    """(condition with one `{}` for its bound value, the value) for every filter that is set.
+def _filter_specs(query: RunQuery) -> list[Spec]:
+    """(condition with one `%s` for its bound value, [the value]) for every filter that is set.
 
     Column names come from this function's constants, never from the request.
     """
-    specs: list[tuple[str, Any]] = []
+    specs: list[Spec] = []
     # One value is an equality, which lets a (column, sort key) index deliver rows in order.
     if len(query.statuses) == 1:
-        specs.append(("status = {}", query.statuses[0]))
+        specs.append(("status = %s", [query.statuses[0]]))
     elif query.statuses:
-        specs.append(("status = ANY({})", list(query.statuses)))
+        specs.append(("status = ANY(%s)", [list(query.statuses)]))
     if len(query.record_types) == 1:
-        specs.append(("record_type = {}", query.record_types[0]))
+        specs.append(("record_type = %s", [query.record_types[0]]))
     elif query.record_types:
-        specs.append(("record_type = ANY({})", list(query.record_types)))
+        specs.append(("record_type = ANY(%s)", [list(query.record_types)]))
     if query.file_path is not None:
-        specs.append(("file_path ILIKE {}", like_pattern(query.file_path)))
+        specs.append(("file_path ILIKE %s", [like_pattern(query.file_path)]))
     if query.success is not None:
-        specs.append(("success = {}", query.success))
+        specs.append(("success = %s", [query.success]))
     ranges = (
         ("created_at", query.created_after, query.created_before),
         ("updated_at", query.updated_after, query.updated_before),
@@ -212,14 +203,14 @@ def _filter_specs(query: RunQuery) -> list[tuple[str, Any]]:
     )
     for column, low, high in ranges:
         if low is not None:
-            specs.append((f"{column} >= {{}}", low))
+            specs.append((f"{column} >= %s", [low]))
         if high is not None:
             # durations are an inclusive range; times are half-open [after, before)
-            specs.append((f"{column} {'<=' if column == 'total_duration' else '<'} {{}}", high))
+            specs.append((f"{column} {'<=' if column == 'total_duration' else '<'} %s", [high]))
     return specs
 
 
-def _keyset_spec(query: RunQuery, cursor: Cursor) -> tuple[str, list[Any]]:
+def _keyset_spec(query: RunQuery, cursor: Cursor) -> Spec:
     """The condition "after the cursor's row" in the query's order, with its values (see `_filter_specs`)."""
     cols = query.sort.columns
     op = "<" if query.sort.descending else ">"
@@ -229,23 +220,10 @@ def _keyset_spec(query: RunQuery, cursor: Cursor) -> tuple[str, list[Any]]:
         if values[0] is None:
             # NULLs sort last ascending and first descending (PostgreSQL's defaults, which the index matches)
             rest = f" OR {first} IS NOT NULL" if query.sort.descending else ""
-            return f"(({first} IS NULL AND id {op} {{}}){rest})", [values[1]]
-        cmp = f"({first}, id) {op} ({{}}, {{}})"
+            return f"(({first} IS NULL AND id {op} %s){rest})", [values[1]]
+        cmp = f"({first}, id) {op} (%s, %s)"
         return (cmp if query.sort.descending else f"({cmp} OR {first} IS NULL)"), values
-    return f"(({', '.join(cols)}) {op} ({', '.join('{}' for _ in cols)}))", values
-
-
-def _condition(template: str, values: list[Any], params: _Params) -> sql.Composed:
-    return sql.SQL(template).format(*(params.add(v) for v in values))
-
-
-def _filters(query: RunQuery, params: _Params) -> list[sql.Composable]:
-    return [_condition(template, [value], params) for template, value in _filter_specs(query)]
-
-
-def _keyset(query: RunQuery, cursor: Cursor, params: _Params) -> sql.Composable:
-    template, values = _keyset_spec(query, cursor)
-    return _condition(template, values, params)
+    return f"(({', '.join(cols)}) {op} ({', '.join('%s' for _ in cols)}))", values
 
 
 _CURSOR_TYPES: Final[dict[str, Any]] = {
@@ -266,83 +244,58 @@ def _typed_cursor_values(columns: tuple[str, ...], values: list[Any]) -> list[An
         raise QueryError("cursor", "not a cursor issued by this API (take it from the Link header)") from None
 
 
-def _order_by(query: RunQuery) -> sql.Composable:
-    direction = sql.SQL(" DESC" if query.sort.descending else "")
-    return sql.SQL(", ").join(sql.Composed([sql.Identifier(c), direction]) for c in query.sort.columns)
+def _order_by(query: RunQuery) -> str:
+    direction = " DESC" if query.sort.descending else ""
+    return ", ".join(column + direction for column in query.sort.columns)
 
 
-def _where(conds: list[sql.Composable]) -> sql.Composable:
-    return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conds) if conds else sql.SQL("")
+def _where(conditions: list[Spec]) -> str:
+    return " WHERE " + " AND ".join(template for template, _ in conditions) if conditions else ""
 
 
-# Rendered list statements by shape (which conditions, which sort): composing and rendering one
-# costs more than the rest of the request, and a service sees few shapes.
-_LIST_STATEMENTS: dict[tuple[str, ...], str] = {}
-_MAX_LIST_STATEMENTS: Final = 1024
+def _values(conditions: list[Spec]) -> list[Any]:
+    return [value for _, values in conditions for value in values]
 
 
-def build_list(query: RunQuery, cursor: Cursor | None, columns: str = RUN_COLUMNS) -> tuple[str, dict[str, Any]]:
+def build_list(query: RunQuery, cursor: Cursor | None, columns: str = RUN_COLUMNS) -> tuple[str, list[Any]]:
     """One page of the plain list: `columns` of limit + 1 runs, to tell whether there is a next page."""
-    conditions = [(template, [value]) for template, value in _filter_specs(query)]
+    conditions = _filter_specs(query)
     if cursor is not None:
         conditions.append(_keyset_spec(query, cursor))
-    values = [v for _, vs in conditions for v in vs] + [query.limit + 1, query.offset]
-    key = (columns, str(query.sort), *(template for template, _ in conditions))
-    statement = _LIST_STATEMENTS.get(key)
-    if statement is None:
-        params = _Params()
-        conds: list[sql.Composable] = [_condition(template, vs, params) for template, vs in conditions]
-        composed = sql.SQL("SELECT {cols} FROM migration_runs{where} ORDER BY {order} LIMIT {n} OFFSET {o}").format(
-            cols=sql.SQL(columns),
-            where=_where(conds),
-            order=_order_by(query),
-            n=params.add(None),
-            o=params.add(None),
-        )
-        statement = composed.as_string(None)
-        if len(_LIST_STATEMENTS) >= _MAX_LIST_STATEMENTS:
-            _LIST_STATEMENTS.clear()
-        _LIST_STATEMENTS[key] = statement
-    return statement, {f"p{i}": v for i, v in enumerate(values)}
+    where, order = _where(conditions), _order_by(query)
+    statement = f"SELECT {columns} FROM migration_runs{where} ORDER BY {order} LIMIT %s OFFSET %s"
+    return statement, [*_values(conditions), query.limit + 1, query.offset]
 
 
-def _rank_conditions(term: str, params: _Params) -> tuple[sql.Composable, sql.Composable]:
+def _any(conditions: list[Spec]) -> Spec:
+    return "(" + " OR ".join(template for template, _ in conditions) + ")", _values(conditions)
+
+
+def _rank_specs(term: str) -> tuple[Spec, Spec]:
     """(exact, prefix) conditions on run id, file path and file name."""
     lowered = term.lower()
-    exact: list[sql.Composable] = [
-        sql.SQL("lower(file_path) = {}").format(params.add(lowered)),
-        sql.SQL(FILE_NAME + " = {}").format(params.add(lowered)),
-    ]
     prefix_pattern = escape_like(lowered) + "%"
-    prefix: list[sql.Composable] = [
-        sql.SQL("lower(file_path) LIKE {}").format(params.add(prefix_pattern)),
-        sql.SQL(FILE_NAME + " LIKE {}").format(params.add(prefix_pattern)),
-    ]
+    exact: list[Spec] = [("lower(file_path) = %s", [lowered]), (FILE_NAME + " = %s", [lowered])]
+    prefix: list[Spec] = [("lower(file_path) LIKE %s", [prefix_pattern]), (FILE_NAME + " LIKE %s", [prefix_pattern])]
     with contextlib.suppress(ValueError):
-        exact.append(sql.SQL("id = {}").format(params.add(uuid.UUID(lowered))))
+        exact.append(("id = %s", [uuid.UUID(lowered)]))
     id_range = uuid_prefix_range(lowered)
     if id_range is not None:
         low, high = id_range
-        if high is None:
-            prefix.append(sql.SQL("id >= {}").format(params.add(low)))
-        else:
-            prefix.append(sql.SQL("(id >= {} AND id < {})").format(params.add(low), params.add(high)))
-    return (
-        sql.SQL("(") + sql.SQL(" OR ").join(exact) + sql.SQL(")"),
-        sql.SQL("(") + sql.SQL(" OR ").join(prefix) + sql.SQL(")"),
-    )
+        prefix.append(("id >= %s", [low]) if high is None else ("(id >= %s AND id < %s)", [low, high]))
+    return _any(exact), _any(prefix)
 
 
-def _contains_condition(term: str, params: _Params) -> sql.Composable:
+def _contains_spec(term: str) -> Spec:
     # The search document joins the fields with chr(31), which a term never contains (control
     # characters are refused), so a match in the document is a match within one field.
-    condition = sql.SQL(SEARCH_DOCUMENT + " ILIKE {}").format(params.add(like_pattern(term)))
     if len(term) >= MIN_TRIGRAM_TERM:
-        return condition
-    return sql.SQL(
-        "({cond} AND created_at >= coalesce((SELECT created_at FROM migration_runs "
-        "ORDER BY created_at DESC OFFSET {w} LIMIT 1), '-infinity'))"
-    ).format(cond=condition, w=params.add(SHORT_TERM_WINDOW))
+        return SEARCH_DOCUMENT + " ILIKE %s", [like_pattern(term)]
+    return (
+        f"({SEARCH_DOCUMENT} ILIKE %s AND created_at >= coalesce((SELECT created_at FROM migration_runs "
+        "ORDER BY created_at DESC OFFSET %s LIMIT 1), '-infinity'))",
+        [like_pattern(term), SHORT_TERM_WINDOW],
+    )
 
 
 def build_search(
@@ -352,53 +305,44 @@ def build_search(
     limit: int,
     offset: int,
     columns: str = RUN_COLUMNS,
-) -> tuple[sql.Composed, dict[str, Any]]:
+) -> tuple[str, list[Any]]:
     """Search hits of the given tiers (see module doc), by tier then `sort`: `limit` rows after
     `offset`, each its `columns` and its tier (`rank`, last).
 
     Tiers below the cursor's are skipped, the cursor's own tier continues after the cursor.
     """
     assert query.q is not None
-    params = _Params()
-    exact, prefix = _rank_conditions(query.q, params)
-    conditions = {
-        0: exact,
-        1: sql.SQL("{} AND NOT {}").format(prefix, exact),
-        2: sql.SQL("{} AND NOT {} AND NOT {}").format(_contains_condition(query.q, params), prefix, exact),
+    (exact, exact_values), (prefix, prefix_values) = _rank_specs(query.q)
+    contains, contains_values = _contains_spec(query.q)
+    tier_conditions: dict[int, Spec] = {
+        0: (exact, exact_values),
+        1: (f"{prefix} AND NOT {exact}", [*prefix_values, *exact_values]),
+        2: (f"{contains} AND NOT {prefix} AND NOT {exact}", [*contains_values, *prefix_values, *exact_values]),
     }
-    window = params.add(limit + offset)
-    branches: list[sql.Composable] = []
+    filters = _filter_specs(query)
+    order = _order_by(query)
+    branches: list[str] = []
+    values: list[Any] = []
     for rank in tiers:
         if cursor is not None and rank < cursor.rank:
             continue
-        conds = [conditions[rank], *_filters(query, params)]
+        conditions = [tier_conditions[rank], *filters]
         if cursor is not None and rank == cursor.rank:
-            conds.append(_keyset(query, cursor, params))
+            conditions.append(_keyset_spec(query, cursor))
         branches.append(
-            sql.SQL("(SELECT {cols}, {rank} AS rank FROM migration_runs{where} ORDER BY {order} LIMIT {n})").format(
-                cols=sql.SQL(columns),
-                rank=sql.Literal(rank),
-                where=_where(conds),
-                order=_order_by(query),
-                n=window,
-            )
+            f"(SELECT {columns}, {rank} AS rank FROM migration_runs{_where(conditions)} ORDER BY {order} LIMIT %s)"
         )
+        values += [*_values(conditions), limit + offset]
     if not branches:
-        return sql.SQL("SELECT {cols}, 0 AS rank FROM migration_runs WHERE false").format(cols=sql.SQL(columns)), {}
-    statement = sql.SQL("SELECT * FROM ({union}) AS hits ORDER BY rank, {order} LIMIT {n} OFFSET {o}").format(
-        union=sql.SQL(" UNION ALL ").join(branches),
-        order=_order_by(query),
-        n=params.add(limit),
-        o=params.add(offset),
-    )
-    return statement, params.values
+        return f"SELECT {columns}, 0 AS rank FROM migration_runs WHERE false", []
+    union = " UNION ALL ".join(branches)
+    statement = f"SELECT * FROM ({union}) AS hits ORDER BY rank, {order} LIMIT %s OFFSET %s"
+    return statement, [*values, limit, offset]
 
 
-def build_count(query: RunQuery) -> tuple[sql.Composed, dict[str, Any]]:
+def build_count(query: RunQuery) -> tuple[str, list[Any]]:
     """Every run the query matches (no paging)."""
-    params = _Params()
-    conds = _filters(query, params)
+    conditions = _filter_specs(query)
     if query.q is not None:
-        exact, prefix = _rank_conditions(query.q, params)
-        conds.append(sql.SQL("({} OR {} OR {})").format(exact, prefix, _contains_condition(query.q, params)))
-    return sql.SQL("SELECT count(*) FROM migration_runs{}").format(_where(conds)), params.values
+        conditions.append(_any([*_rank_specs(query.q), _contains_spec(query.q)]))
+    return f"SELECT count(*) FROM migration_runs{_where(conditions)}", _values(conditions)

@@ -237,7 +237,7 @@ class RunsRepository:
                 cur = await conn.execute(statement, params)
                 row = await cur.fetchone()
                 return int(row[0]) if row else 0
-            cur = await conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(statement), params)
+            cur = await conn.execute("EXPLAIN (FORMAT JSON) " + statement, params)
             row = await cur.fetchone()
             plan = row[0][0]["Plan"] if row else {}
             # count(*) is an Aggregate over the scan whose row estimate is the answer
