@@ -113,8 +113,9 @@ def main() -> int:
                 ok = ok and fast
             target = "; ".join(parts)
             verdicts.append((ep, ok))
+        ratio_spec = ".2f" if (ratio or 0) < 100 else ".0f"
         print(
-            f"{ep:<14}{fmt(peer_rps, '.0f'):>9}{fmt(svc_rps, '.0f'):>9} {fmt(ratio, '.2f' if (ratio or 0) < 100 else '.0f'):>6}"
+            f"{ep:<14}{fmt(peer_rps, '.0f'):>9}{fmt(svc_rps, '.0f'):>9} {fmt(ratio, ratio_spec):>6}"
             f"{fmt(val('peer', 1, ep, 'p50_ms'), '.1f'):>9}{fmt(val('peer', 1, ep, 'p99_ms'), '.1f'):>9}"
             f"{fmt(p50_1, '.1f'):>8}{fmt(p99_1, '.1f'):>8}"
             f"{fmt(val('peer', 32, ep, 'srv_us'), '.0f'):>8}{fmt(val('product', 32, ep, 'srv_us'), '.0f'):>8}  {target}"
