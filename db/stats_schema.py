@@ -248,11 +248,10 @@ def _errors_upsert(delta: str) -> str:
            last_seen = greatest(t.last_seen, excluded.last_seen);"""
 
 
-def _removals(run_delta: str, error_delta: str) -> str:
-    """After the upserts: drop emptied rows, recompute maxima and first/last seen that a removed
-    value may have held (from the base rows of that one hour / day, or the day's hours)."""
+def _counts_cleanup(run_delta: str) -> str:
+    """After the upserts: drop the count rows a statement emptied."""
     hour, day = hour_sql("created_at"), day_sql("created_at")
-    counts_cleanup = (
+    return (
         "".join(
             f"""
     WITH d AS ({run_delta})
@@ -265,6 +264,12 @@ def _removals(run_delta: str, error_delta: str) -> str:
     DELETE FROM migration_api_run_counts_total t USING (SELECT DISTINCT status, record_type FROM d WHERE s < 0) k
      WHERE t.status = k.status AND t.record_type = k.record_type AND t.n = 0;"""
     )
+
+
+def _duration_cleanup(run_delta: str) -> str:
+    """After the upserts: drop emptied histogram rows and recompute the maxima that a removed
+    duration may have held (from the base rows of that one hour, or the day's hours)."""
+    hour, day = hour_sql("created_at"), day_sql("created_at")
     hist_cleanup = "".join(
         f"""
     WITH d AS ({run_delta})
@@ -275,12 +280,7 @@ def _removals(run_delta: str, error_delta: str) -> str:
      WHERE {"".join(f"t.{col} = k.{col} AND " for col in keys)}t.bin = k.bin AND t.n = 0;"""
         for table, keys in _histograms()
     )
-    return f"""{counts_cleanup}{hist_cleanup}
-    WITH d AS ({error_delta})
-    DELETE FROM migration_api_error_counts_day t
-     USING (SELECT DISTINCT {day} AS bucket, migration_api_error_fingerprint(error_message) AS fingerprint, record_type
-              FROM d WHERE s < 0 AND status = 'failed') k
-     WHERE t.bucket = k.bucket AND t.fingerprint = k.fingerprint AND t.record_type = k.record_type AND t.n = 0;
+    return f"""{hist_cleanup}
     WITH d AS ({run_delta})
     UPDATE migration_api_run_counts_hour t
        SET dur_max = (SELECT max(r.total_duration) FROM migration_runs r
@@ -302,7 +302,19 @@ def _removals(run_delta: str, error_delta: str) -> str:
        SET dur_max = (SELECT max(y.dur_max) FROM migration_api_run_counts_day y
                        WHERE y.status = t.status AND y.record_type = t.record_type)
       FROM (SELECT status, record_type, max(total_duration) AS m FROM d WHERE s < 0 GROUP BY 1, 2) x
-     WHERE t.status = x.status AND t.record_type = x.record_type AND x.m >= t.dur_max;
+     WHERE t.status = x.status AND t.record_type = x.record_type AND x.m >= t.dur_max;"""
+
+
+def _error_cleanup(error_delta: str) -> str:
+    """After the upserts: drop emptied error groups and recompute first/last seen that a removed
+    failure may have held (from the base rows of that day)."""
+    day = day_sql("created_at")
+    return f"""
+    WITH d AS ({error_delta})
+    DELETE FROM migration_api_error_counts_day t
+     USING (SELECT DISTINCT {day} AS bucket, migration_api_error_fingerprint(error_message) AS fingerprint, record_type
+              FROM d WHERE s < 0 AND status = 'failed') k
+     WHERE t.bucket = k.bucket AND t.fingerprint = k.fingerprint AND t.record_type = k.record_type AND t.n = 0;
     WITH d AS ({error_delta})
     UPDATE migration_api_error_counts_day t
        SET (first_seen, last_seen) = (
@@ -317,16 +329,46 @@ def _removals(run_delta: str, error_delta: str) -> str:
        AND (x.lo <= t.first_seen OR x.hi >= t.last_seen);"""
 
 
-def _trigger_function(name: str, run_delta: str, error_delta: str, removes: bool) -> str:
+def _when(condition: str, statements: str) -> str:
+    return f"""
+    IF {condition} THEN{statements}
+    END IF;"""
+
+
+def _any_row(tables: tuple[str, ...], condition: str) -> str:
+    """Whether a row of the statement's transition tables meets `condition` (a cheap scan of the
+    few rows a statement touched; it lets the trigger skip statements that would change nothing)."""
+    return " OR ".join(f"EXISTS (SELECT 1 FROM {table} WHERE {condition})" for table in tables)
+
+
+def _trigger_function(name: str, run_delta: str, error_delta: str, tables: tuple[str, ...]) -> str:
+    """The body of one roll-up trigger. `tables` are its transition tables; a statement that
+    removed rows ("old_rows") also cleans up after itself.
+
+    Only what a statement can change is run: the duration statements when one of its rows has
+    a duration, the error statements when one is a failure. A run that starts (no duration, not
+    failed) costs the three count upserts; one that finishes without failing skips the error
+    statements and, having had no duration before, the duration cleanup."""
     hour, day = hour_sql("created_at"), day_sql("created_at")
+    removes = "old_rows" in tables
+    with_duration = "total_duration IS NOT NULL"
+    failed = "status = 'failed'"
     body = (
         _counts_upsert("migration_api_run_counts_hour", hour, run_delta)
         + _counts_upsert("migration_api_run_counts_day", day, run_delta)
         + _counts_upsert("migration_api_run_counts_total", None, run_delta)
-        + "".join(_hist_upsert(table, keys, run_delta) for table, keys in _histograms())
-        + _errors_upsert(error_delta)
-        + (_removals(run_delta, error_delta) if removes else "")
+        + _when(
+            _any_row(tables, with_duration),
+            "".join(_hist_upsert(table, keys, run_delta) for table, keys in _histograms()),
+        )
+        + _when(_any_row(tables, failed), _errors_upsert(error_delta))
     )
+    if removes:
+        body += (
+            _counts_cleanup(run_delta)
+            + _when(_any_row(("old_rows",), with_duration), _duration_cleanup(run_delta))
+            + _when(_any_row(("old_rows",), failed), _error_cleanup(error_delta))
+        )
     return f"""CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $fn$
     BEGIN{body}
     RETURN NULL;
@@ -334,11 +376,14 @@ def _trigger_function(name: str, run_delta: str, error_delta: str, removes: bool
 
 
 CREATE_TRIGGER_FUNCTIONS: Final = (
-    _trigger_function("migration_api_runs_rollup_insert", _INSERT_DELTA, _INSERT_DELTA, removes=False),
+    _trigger_function("migration_api_runs_rollup_insert", _INSERT_DELTA, _INSERT_DELTA, ("new_rows",)),
     _trigger_function(
-        "migration_api_runs_rollup_update", _update_delta(_SAME_RUN), _update_delta(_SAME_ERROR), removes=True
+        "migration_api_runs_rollup_update",
+        _update_delta(_SAME_RUN),
+        _update_delta(_SAME_ERROR),
+        ("old_rows", "new_rows"),
     ),
-    _trigger_function("migration_api_runs_rollup_delete", _DELETE_DELTA, _DELETE_DELTA, removes=True),
+    _trigger_function("migration_api_runs_rollup_delete", _DELETE_DELTA, _DELETE_DELTA, ("old_rows",)),
     "CREATE OR REPLACE FUNCTION migration_api_runs_rollup_truncate() RETURNS trigger LANGUAGE plpgsql AS $fn$\n"
     "    BEGIN\n"
     + "".join(f"    DELETE FROM {table};\n" for table in ROLLUP_TABLES)
