@@ -290,9 +290,12 @@ def test_search_ranks_exact_then_prefix_then_substring(client: TestClient[Any], 
     exact = make_runs(1)[0]
     exact.file_path = "archive/claims_report"
     exact.created_at = now - timedelta(hours=5)
-    store(db, [newest_substring, prefix, exact])
+    windows = make_runs(1)[0]  # a file name after backslashes is a file name too
+    windows.file_path = "C:\\in\\CLAIMS_REPORT"
+    windows.created_at = now - timedelta(hours=6)
+    store(db, [newest_substring, prefix, exact, windows])
     found = ids(client.get(f"{API}/search", params={"q": "Claims_Report"}).json())
-    assert found == [str(exact.id), str(prefix.id), str(newest_substring.id)]
+    assert found == [str(exact.id), str(windows.id), str(prefix.id), str(newest_substring.id)]
     # ranked pages continue correctly through a cursor
     pages = list(walk(client, f"{API}/search", {"q": "claims_report", "limit": 1}))
     assert [i for p in pages for i in ids(p)] == found
