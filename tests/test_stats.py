@@ -156,7 +156,13 @@ def test_last_24h_running_and_stuck(client: TestClient[Any], db: psycopg.Connect
     insert_run(db, status="running", created_at=old, updated_at=now - timedelta(minutes=5))  # touched recently
     insert_run(db, status="running", created_at=now - timedelta(minutes=3))  # just started
     old_state = insert_run(db, status="running", created_at=old)  # only an old state: stuck
-    for run_id, at in ((with_state, now - timedelta(minutes=10)), (old_state, now - timedelta(minutes=45))):
+    # a recent state of a run that is not running makes no running run alive
+    finished_state = insert_run(db, status="completed", success=True, created_at=now - 5 * DAY)
+    for run_id, at in (
+        (with_state, now - timedelta(minutes=10)),
+        (old_state, now - timedelta(minutes=45)),
+        (finished_state, now - timedelta(minutes=2)),
+    ):
         db.execute(
             "INSERT INTO workflow_states (id, run_id, step_name, state_data, created_at, step_order) "
             "VALUES (%s, %s, 'file_reading', '{}', %s, 1)",
