@@ -127,12 +127,15 @@ class RunsRepository:
                 return hit
             generation = cache.generation
         run = await self.get(run_id)
-        if run is None:
-            return None
+        return None if run is None else self._encoded(run, generation)
+
+    def _encoded(self, run: RunRead, generation: int) -> tuple[bytes, str]:
+        """The run's JSON body and ETag, also put into the cache (which refuses it when a notice
+        came since `generation`, the cache's generation before the row was read)."""
         body = msgspec.json.encode(run)
         tag = body_etag(body)
-        if cache is not None:
-            cache.put("run", run_id, body, tag, generation)
+        if self.cache is not None:
+            self.cache.put("run", run.id, body, tag, generation)
         return body, tag
 
     async def get(self, run_id: uuid.UUID) -> RunRead | None:
@@ -180,9 +183,8 @@ class RunsRepository:
             body = await self._assemble(conn, cache, [r[width - 1] for r in rows], generation)
             return Page(body, query.encode_cursor(rank, rows[-1][:width]) if more else None)
 
-    @staticmethod
     async def _assemble(
-        conn: AsyncConnection[Any], cache: RunCache, run_ids: list[uuid.UUID], generation: int
+        self, conn: AsyncConnection[Any], cache: RunCache, run_ids: list[uuid.UUID], generation: int
     ) -> bytes:
         """The JSON array of these runs in this order, from the cache and one read of the rest.
 
@@ -198,11 +200,7 @@ class RunsRepository:
             parts.append(None if hit is None else hit[0])
         if missing:
             cur = await conn.execute(SELECT_RUNS_BY_IDS, {"ids": missing}, prepare=True, binary=True)
-            fetched: dict[uuid.UUID, bytes] = {}
-            for row in await cur.fetchall():
-                encoded = msgspec.json.encode(RunRead(*row))
-                cache.put("run", row[0], encoded, body_etag(encoded), generation)
-                fetched[row[0]] = encoded
+            fetched = {row[0]: self._encoded(RunRead(*row), generation)[0] for row in await cur.fetchall()}
             parts = [fetched.get(run_id) if part is None else part for part, run_id in zip(parts, run_ids, strict=True)]
         return b"[" + b",".join(part for part in parts if part is not None) + b"]"
 
