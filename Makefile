@@ -6,10 +6,10 @@ STAMP  := $(VENV)/.installed-stamp
 RUNS   ?= 1000000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint fmt seed migrate bench clean-db
+.PHONY: help install run test lint fmt seed migrate bench bench-writes clean-db
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ seed: $(STAMP) ## Fill the database with realistic demo runs, states and checkpo
 
 bench: $(STAMP) ## Benchmark against the FastAPI + asyncpg peer at RUNS runs (default 1,000,000)
 	RUNS=$(RUNS) bash bench/run.sh
+
+# bench-writes preloads 100,000 runs unless RUNS is given (the 1,000,000 above is for `make bench`).
+WRITE_RUNS := $(if $(filter file,$(origin RUNS)),100000,$(RUNS))
+
+bench-writes: $(STAMP) ## What the service's install costs engine writes: pgbench cycles/s, bare vs installed (RUNS=100000 DURATION=10 REPEAT=2 DATABASE_URL=server)
+	$(BIN)/python bench/engine_writes.py --runs $(WRITE_RUNS) --duration $(or $(DURATION),10) --repeat $(or $(REPEAT),2) $(BENCH_WRITES_ARGS)
 
 clean-db: ## Delete the embedded database's data folder (.pgdata); stop `make run` first
 	rm -rf .pgdata

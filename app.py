@@ -17,6 +17,9 @@ from litestar.logging.config import LoggingConfig
 from litestar.types import Message, Scope
 from psycopg_pool import AsyncConnectionPool
 
+from cache import RunCache, listen
+from changelog import Folder
+from changelog.folder import stop as stop_task
 from config import ConfigError, Settings, load_settings
 from controllers.runs import RunsController
 from controllers.stats import StatsController
@@ -25,9 +28,7 @@ from controllers.system import API_DESCRIPTION, API_NAME, API_VERSION, SystemCon
 from controllers.timeline import TimelineController
 from db.embedded import start_embedded
 from db.pool import create_pool
-from db.run_cache import RunCache, listen
-from db.run_cache import stop as stop_listener
-from db.schema import ensure_schema
+from db.schema import ensure_schema, repair_schema
 from docs_site import openapi_config, static_routers
 from errors import EXCEPTION_HANDLERS
 
@@ -36,7 +37,8 @@ logger = logging.getLogger("migration_api")
 
 @asynccontextmanager
 async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
-    """Start the embedded server if no database is configured, bring the schema up, open the pool."""
+    """Start the embedded server if no database is configured, bring the schema up, open the pool,
+    start the change-log folder and the read cache's listener."""
     settings: Settings = app.state.settings
     embedded = None
     url = settings.database_url
@@ -53,41 +55,54 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.pool = pool
         app.state.embedded = embedded
         app.state.schema_version = version
-        listener = None
-        if settings.run_cache_bytes > 0 and await _change_notices_installed(pool):
-            app.state.run_cache = RunCache(settings.run_cache_bytes)
-            listener = asyncio.create_task(listen(app.state.run_cache, url), name="run-cache-listener")
+        tasks: list[asyncio.Task[None]] = []
+        if await _change_log_installed(pool):
+            cache = RunCache(settings.run_cache_bytes) if settings.run_cache_bytes > 0 else None
+            folder = Folder(url, settings.db_schema, pool, cache, repair=repair_schema)
+            app.state.run_cache, app.state.folder = cache, folder
+            tasks.append(asyncio.create_task(folder.run(), name="change-log-folder"))
+            if cache is not None:
+                tasks.append(asyncio.create_task(listen(cache, url), name="run-cache-listener"))
         try:
             yield
         finally:
-            await stop_listener(listener)
+            for task in tasks:
+                await stop_task(task)
             await pool.close()
     finally:
         if embedded is not None:
             await anyio.to_thread.run_sync(embedded.stop)
 
 
-async def _change_notices_installed(pool: AsyncConnectionPool) -> bool:
-    """Whether the triggers that keep the read cache exact exist (schema version 6)."""
+async def _change_log_installed(pool: AsyncConnectionPool) -> bool:
+    """Whether the change log and its triggers exist (schema version 9): without them (a role that
+    may not create objects) there is nothing to fold, statistics read the base tables and the read
+    cache stays off."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass('migration_runs') "
-            "AND tgname = 'migration_api_notice_update'"
+            "SELECT to_regclass('migration_api_machinery') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_trigger "
+            "WHERE tgrelid = to_regclass('migration_runs') AND tgname = 'migration_api_log_update')"
         )
-        return await cur.fetchone() is not None
+        row = await cur.fetchone()
+        return bool(row and row[0])
 
 
 async def forget_written_run(message: Message, scope: Scope) -> None:
-    """As a write under /api/v1/migrations/{run_id} starts its response (its transaction has
-    committed), drop that run from this process's read cache, so the writer reads its own write at
-    once; other processes learn of it from the change notice."""
+    """As a write under /api/v1/migrations starts its response (its transaction has committed),
+    fold the change log (statistics and search then include the write, and every process drops
+    the runs it touched), and drop the run from this process's cache at once, so that the writer
+    reads its own write."""
     if message["type"] != "http.response.start" or scope.get("method") in {"GET", "HEAD", "OPTIONS"}:
         return
-    cache: RunCache | None = scope["litestar_app"].state.run_cache
+    state = scope["litestar_app"].state
+    cache: RunCache | None = state.run_cache
     parts = scope["path"].split("/")
     if cache is not None and len(parts) > 4:
         with contextlib.suppress(ValueError):
             cache.invalidate([uuid.UUID(parts[4])])
+    folder: Folder | None = state.folder
+    if folder is not None and message["status"] < 400:
+        await folder.fold_now()
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -119,7 +134,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 def _initial_state(settings: Settings) -> Any:
     from litestar.datastructures import State
 
-    return State({"settings": settings, "embedded": None, "schema_version": 0, "run_cache": None})
+    return State({"settings": settings, "embedded": None, "schema_version": 0, "run_cache": None, "folder": None})
 
 
 _app: Litestar | None = None

@@ -10,10 +10,16 @@
 #  4. the HTTP ceiling (a null ASGI app under the same uvicorn and wrk): no target above it can be met
 #  5. sample the service's resident memory throughout, then print one summary table
 #     with the targets of issue 4 (bench/summary.py)
+#  6. engine writes (issue 8, bench/engine_writes.py = `make bench-writes`): pgbench cycles/s on the
+#     engines' bare schema.sql against schema.sql + the service's install, at 1 and 16 connections,
+#     printed after the read table. It runs on the same embedded PostgreSQL 18 as the reads (its
+#     own two throwaway databases, BENCH_WRITE_RUNS runs each), so both tables come from one server
+#     that this script always has; `make bench-writes` measures on 127.0.0.1:5432 by default.
 #
 # Environment: RUNS, PERF (default ../shared/perf), PERF_HOME (the instruments' state),
-# BENCH_REPEAT (passes per side at c32, default 2), BENCH_DURATION (seconds, default 10),
-# BENCH_ENDPOINTS (comma list of names to run, default all below).
+# BENCH_REPEAT (passes per side at c32 and of the write benchmark, default 2), BENCH_DURATION
+# (seconds, default 10), BENCH_ENDPOINTS (comma list of names to run, default all below),
+# BENCH_WRITE_RUNS (runs preloaded for the write benchmark, default 100000; 0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -21,6 +27,7 @@ PERF=${PERF:-$ROOT/../shared/perf}
 RUNS=${RUNS:-1000000}
 REPEAT=${BENCH_REPEAT:-2}
 DURATION=${BENCH_DURATION:-10}
+WRITE_RUNS=${BENCH_WRITE_RUNS:-100000}
 export RUNS
 PERF_HOME=${PERF_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/migration-api-perf}
 export PERF_HOME
@@ -89,5 +96,19 @@ wait "$SAMPLER" 2>/dev/null || true
 SAMPLER=
 echo "== 3c. this machine's HTTP ceiling: a server that answers a fixed body and does nothing else"
 "$PERF/bench.sh" ceiling --duration "$DURATION" --keep-pg
+
+WRITES_OUT=$(mktemp)
+if [ "$WRITE_RUNS" != 0 ]; then
+  echo "== 3d. engine writes: bare schema.sql against the service's install ($WRITE_RUNS runs, embedded PostgreSQL 18)"
+  .venv/bin/python bench/engine_writes.py --database-url "$("$PERF/bench.sh" pg uri postgres)" \
+    --engine-schema "$PERF/schema.sql" \
+    --runs "$WRITE_RUNS" --duration "$DURATION" --repeat "$REPEAT" > "$WRITES_OUT" \
+    || echo "bench/engine_writes.py exited with status $? (its report says why)" >> "$WRITES_OUT"
+fi
+
 echo "== 4. summary"
 .venv/bin/python bench/summary.py "$RESULTS/results.jsonl" "$FIRST_LINE" "$RSS_LOG"
+if [ -s "$WRITES_OUT" ]; then
+  echo
+  cat "$WRITES_OUT"
+fi

@@ -1,269 +1,117 @@
-"""Versioned, idempotent schema setup.
+"""The schema's history and the runner that applies it: SQL files in db/migrations/, applied in order.
 
-Engines create these tables themselves, so every statement here creates only what is missing
-(`IF NOT EXISTS`, and an index is skipped when the table already has one on the same columns
-under another name). Nothing is dropped or altered. Several instances starting at once take
-turns through an advisory lock; a role without the right to create objects gets a warning per
-skipped step and the service runs on what exists.
+Each file `NNNN_name.sql` is one version, never edited once released. Directives in its header:
+
+- `-- history`: versions 1-8, kept as they ran. A database below the latest baseline never runs
+  them; tests use them to build a database "as it was" and upgrade it.
+- `-- baseline: ...`: brings a database at any earlier version (or none) to this version by
+  itself, so a fresh install on a live engine database runs no history.
+- `-- no-transaction: ...`: statements run one by one outside a transaction (CREATE INDEX
+  CONCURRENTLY); a build that fails leaves an invalid index, which is dropped before the retry.
+
+Transactional files run whole in one transaction with a short `lock_timeout`, retried when a lock
+is not granted in time, so no engine statement waits behind them for long. Several instances
+starting at once take turns through an advisory lock. A role that may not create objects gets a
+warning and the service runs on what exists.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from pathlib import Path
+from typing import Any, Final
 
 import psycopg
 from psycopg import sql
 
-from db.stats_schema import CREATE_TRIGGER_FUNCTIONS, STATS_ROLLUP_STATEMENTS
-
 logger = logging.getLogger(__name__)
 
+MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
 # Arbitrary but fixed: every instance of this service serialises its schema work on this key.
 ADVISORY_LOCK_KEY: Final = 7_362_901_554
 VERSION_TABLE: Final = "migration_api_schema_versions"
 REQUIRED_TABLES: Final = ("migration_runs", "workflow_states", "workflow_checkpoints")
+# How long a transactional migration waits for a lock on an engine table before it gives way.
+LOCK_TIMEOUT: Final = "200ms"
+LOCK_RETRIES: Final = 150
+_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_INDEX = re.compile(
+    r"CREATE\s+(?P<unique>UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+IF\s+NOT\s+EXISTS\s+(?P<name>\w+)"
+    r"\s+ON\s+(?P<table>\w+)\s+USING\s+(?P<definition>.+)$",
+    re.IGNORECASE | re.DOTALL,
+)
 
-
-@dataclass(frozen=True)
-class Index:
-    table: str
-    name: str
-    # What follows USING in pg_get_indexdef, e.g. "btree (status)"; also how we spot equivalents.
-    definition: str
-    unique: bool = False
+SELECT_VERSIONS: Final = "SELECT version FROM migration_api_schema_versions"
+CREATE_VERSION_TABLE: Final = (
+    "CREATE TABLE IF NOT EXISTS migration_api_schema_versions (version INTEGER PRIMARY KEY, "
+    "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+)
+INSERT_VERSION: Final = (
+    "INSERT INTO migration_api_schema_versions (version, name) VALUES (%s, %s) ON CONFLICT (version) DO NOTHING"
+)
+# An index the engines made under another name serves as well as ours: ours is then not built.
+SELECT_EQUIVALENT_INDEX: Final = """
+    SELECT 1 FROM pg_index i
+     WHERE i.indrelid = to_regclass(%(table)s) AND i.indisvalid AND i.indisunique = %(unique)s
+       AND regexp_replace(pg_get_indexdef(i.indexrelid), '^.* USING ', '') = %(definition)s"""
+SELECT_INVALID_INDEX: Final = """
+    SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+     WHERE c.relname = %s AND c.relnamespace = current_schema()::regnamespace AND NOT i.indisvalid"""
 
 
 @dataclass(frozen=True)
 class Migration:
     version: int
     name: str
-    statements: tuple[str, ...] = ()
-    indexes: tuple[Index, ...] = ()
-    after: tuple[str, ...] = field(default=())
+    text: str
+    history: bool = False
+    baseline: bool = False
+    transactional: bool = True
+
+    def statements(self) -> list[str]:
+        """A no-transaction file's statements (plain statements, each ending its line with ';')."""
+        body = "\n".join(line for line in self.text.splitlines() if not line.lstrip().startswith("--"))
+        return [s.strip() for s in re.split(r";\s*\n", body + "\n") if s.strip()]
 
 
-BASE_TABLES: Final = (
-    """CREATE TABLE IF NOT EXISTS migration_runs (
-        id UUID PRIMARY KEY,
-        file_path VARCHAR(500) NOT NULL,
-        record_type VARCHAR(100) NOT NULL,
-        status VARCHAR(50) NOT NULL DEFAULT 'running',
-        created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
-        updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
-        completed_at TIMESTAMPTZ,
-        total_duration DOUBLE PRECISION,
-        success BOOLEAN,
-        error_message TEXT)""",
-    """CREATE TABLE IF NOT EXISTS workflow_states (
-        id UUID PRIMARY KEY,
-        run_id UUID NOT NULL REFERENCES migration_runs(id) ON DELETE CASCADE,
-        step_name VARCHAR(100) NOT NULL,
-        state_data JSONB NOT NULL,
-        created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
-        step_order INTEGER NOT NULL,
-        metadata JSONB)""",
-    """CREATE TABLE IF NOT EXISTS workflow_checkpoints (
-        id UUID PRIMARY KEY,
-        run_id UUID NOT NULL REFERENCES migration_runs(id) ON DELETE CASCADE,
-        checkpoint_name VARCHAR(100) NOT NULL,
-        state_data JSONB NOT NULL,
-        created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
-        metadata JSONB)""",
-)
-
-# Search (repositories/run_queries.py). The trigram index needs pg_trgm: created where allowed, in
-# `public` so that every schema of the database finds it; without it search works, unindexed.
-SEARCH_STATEMENTS: Final = (
-    """DO $$ BEGIN
-        CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public;
-    EXCEPTION WHEN OTHERS THEN
-        RAISE WARNING 'pg_trgm unavailable (%), search runs without a trigram index', SQLERRM;
-    END $$""",
-    """CREATE OR REPLACE FUNCTION migration_api_search_document(
-            file_path TEXT, record_type TEXT, status TEXT, error_message TEXT, id UUID)
-        RETURNS TEXT LANGUAGE sql IMMUTABLE PARALLEL SAFE
-        RETURN file_path || chr(31) || record_type || chr(31) || status || chr(31)
-               || coalesce(error_message, '') || chr(31) || id::text""",
-    """CREATE OR REPLACE FUNCTION migration_api_file_name(file_path TEXT)
-        RETURNS TEXT LANGUAGE sql IMMUTABLE PARALLEL SAFE
-        RETURN lower(reverse(split_part(reverse(replace(file_path, '\\', '/')), '/', 1)))""",
-    """CREATE INDEX IF NOT EXISTS migration_runs_lower_file_path_idx
-        ON migration_runs (lower(file_path) text_pattern_ops)""",
-    """CREATE INDEX IF NOT EXISTS migration_runs_file_name_idx
-        ON migration_runs (migration_api_file_name(file_path) text_pattern_ops)""",
-    """DO $$ DECLARE trgm_schema TEXT; BEGIN
-        SELECT extnamespace::regnamespace::text INTO trgm_schema FROM pg_extension WHERE extname = 'pg_trgm';
-        IF trgm_schema IS NOT NULL THEN
-            EXECUTE format('CREATE INDEX IF NOT EXISTS migration_runs_search_trgm_idx ON migration_runs '
-                           'USING gin (migration_api_search_document(file_path, record_type, status, '
-                           'error_message, id) %I.gin_trgm_ops)', trgm_schema);
-        END IF;
-    END $$""",
-    # Expression indexes get statistics only from ANALYZE; without them the planner guesses and
-    # picks full scans for search terms that match nothing.
-    "ANALYZE migration_runs",
-)
-
-# Change notices for the read cache: every statement on the three tables sends, at commit, the
-# ids of the runs it touched ('*' when too many to list, or on TRUNCATE). Transition tables allow
-# one event per trigger, hence three triggers per table; TG_ARGV[0] names the run-id column.
-_NOTIFY_TABLES: Final = (("migration_runs", "id"), ("workflow_states", "run_id"), ("workflow_checkpoints", "run_id"))
-NOTIFY_STATEMENTS: Final = (
-    """CREATE OR REPLACE FUNCTION migration_api_send_run_notice(ids TEXT) RETURNS void
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            IF ids IS NOT NULL THEN
-                PERFORM pg_notify('migration_api_runs', CASE WHEN length(ids) > 7900 THEN '*' ELSE ids END);
-            END IF;
-        END $$""",
-    """CREATE OR REPLACE FUNCTION migration_api_notice_new() RETURNS trigger LANGUAGE plpgsql AS $$
-        DECLARE ids TEXT;
-        BEGIN
-            EXECUTE format('SELECT string_agg(DISTINCT %I::text, '','') FROM new_rows', TG_ARGV[0]) INTO ids;
-            PERFORM migration_api_send_run_notice(ids);
-            RETURN NULL;
-        END $$""",
-    """CREATE OR REPLACE FUNCTION migration_api_notice_old() RETURNS trigger LANGUAGE plpgsql AS $$
-        DECLARE ids TEXT;
-        BEGIN
-            EXECUTE format('SELECT string_agg(DISTINCT %I::text, '','') FROM old_rows', TG_ARGV[0]) INTO ids;
-            PERFORM migration_api_send_run_notice(ids);
-            RETURN NULL;
-        END $$""",
-    """CREATE OR REPLACE FUNCTION migration_api_notice_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-        DECLARE ids TEXT;
-        BEGIN
-            EXECUTE format('SELECT string_agg(DISTINCT x::text, '','') FROM '
-                           '(SELECT %1$I AS x FROM new_rows UNION SELECT %1$I FROM old_rows) AS touched',
-                           TG_ARGV[0]) INTO ids;
-            PERFORM migration_api_send_run_notice(ids);
-            RETURN NULL;
-        END $$""",
-    """CREATE OR REPLACE FUNCTION migration_api_notice_all() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            PERFORM pg_notify('migration_api_runs', '*');
-            RETURN NULL;
-        END $$""",
-    *(
-        statement
-        for table, column in _NOTIFY_TABLES
-        for statement in (
-            f"DROP TRIGGER IF EXISTS migration_api_notice_insert ON {table}",
-            f"""CREATE TRIGGER migration_api_notice_insert AFTER INSERT ON {table}
-                REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-                EXECUTE FUNCTION migration_api_notice_new('{column}')""",
-            f"DROP TRIGGER IF EXISTS migration_api_notice_update ON {table}",
-            f"""CREATE TRIGGER migration_api_notice_update AFTER UPDATE ON {table}
-                REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
-                EXECUTE FUNCTION migration_api_notice_changed('{column}')""",
-            f"DROP TRIGGER IF EXISTS migration_api_notice_delete ON {table}",
-            f"""CREATE TRIGGER migration_api_notice_delete AFTER DELETE ON {table}
-                REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
-                EXECUTE FUNCTION migration_api_notice_old('{column}')""",
-            f"DROP TRIGGER IF EXISTS migration_api_notice_truncate ON {table}",
-            f"""CREATE TRIGGER migration_api_notice_truncate AFTER TRUNCATE ON {table}
-                FOR EACH STATEMENT EXECUTE FUNCTION migration_api_notice_all()""",
+def load_migrations(folder: Path = MIGRATIONS_DIR) -> tuple[Migration, ...]:
+    migrations = []
+    for path in sorted(folder.glob("*.sql")):
+        match = _FILE_NAME.match(path.name)
+        if match is None:
+            raise RuntimeError(f"{path.name}: migration files are named NNNN_name.sql")
+        text = path.read_text(encoding="utf-8")
+        header = [line for line in text.splitlines() if line.startswith("--")]
+        migrations.append(
+            Migration(
+                version=int(match.group(1)),
+                name=match.group(2),
+                text=text,
+                history=any(line.strip() == "-- history" for line in header),
+                baseline=any(line.startswith("-- baseline:") for line in header),
+                transactional=not any(line.startswith("-- no-transaction:") for line in header),
+            )
         )
-    ),
-)
+    versions = [m.version for m in migrations]
+    if versions != list(range(1, len(versions) + 1)):
+        raise RuntimeError(f"migration versions must run 1, 2, 3, ... without gaps, got {versions}")
+    return tuple(migrations)
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (
-    Migration(
-        1,
-        "engine tables and their indexes",
-        statements=BASE_TABLES,
-        indexes=(
-            Index("migration_runs", "migration_runs_status_idx", "btree (status)"),
-            Index("migration_runs", "migration_runs_created_at_idx", "btree (created_at)"),
-            Index("migration_runs", "migration_runs_file_path_idx", "btree (file_path)"),
-            Index("migration_runs", "migration_runs_record_type_idx", "btree (record_type)"),
-            Index("workflow_states", "workflow_states_run_id_idx", "btree (run_id)"),
-            Index("workflow_checkpoints", "workflow_checkpoints_run_id_idx", "btree (run_id)"),
-        ),
-    ),
-    Migration(
-        2,
-        "ordered-read indexes: newest first with a stable tiebreak, steps by order",
-        indexes=(
-            Index("migration_runs", "migration_runs_created_at_id_idx", "btree (created_at, id)"),
-            Index("migration_runs", "migration_runs_status_created_at_id_idx", "btree (status, created_at, id)"),
-            Index(
-                "migration_runs",
-                "migration_runs_record_type_created_at_id_idx",
-                "btree (record_type, created_at, id)",
-            ),
-            Index("workflow_states", "workflow_states_run_id_step_order_idx", "btree (run_id, step_order)"),
-            Index(
-                "workflow_checkpoints",
-                "workflow_checkpoints_run_id_created_at_idx",
-                "btree (run_id, created_at)",
-            ),
-        ),
-    ),
-    Migration(
-        3,
-        "idempotency keys: the first response to each keyed POST, until it expires",
-        statements=(
-            """CREATE TABLE IF NOT EXISTS migration_api_idempotency_keys (
-                key TEXT NOT NULL,
-                scope TEXT NOT NULL,
-                request_hash TEXT NOT NULL,
-                status_code INTEGER NOT NULL,
-                response_body BYTEA NOT NULL,
-                headers JSONB NOT NULL DEFAULT '{}',
-                created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-                expires_at TIMESTAMPTZ NOT NULL,
-                PRIMARY KEY (key, scope))""",
-        ),
-        indexes=(
-            Index(
-                "migration_api_idempotency_keys",
-                "migration_api_idempotency_keys_expires_at_idx",
-                "btree (expires_at)",
-            ),
-        ),
-    ),
-    Migration(
-        4,
-        "search and sort: trigram index over the searched fields, file-name and id prefixes, sort keys",
-        statements=SEARCH_STATEMENTS,
-        indexes=(
-            Index("migration_runs", "migration_runs_updated_at_id_idx", "btree (updated_at, id)"),
-            Index("migration_runs", "migration_runs_completed_at_id_idx", "btree (completed_at, id)"),
-            Index("migration_runs", "migration_runs_total_duration_id_idx", "btree (total_duration, id)"),
-        ),
-    ),
-    Migration(
-        5,
-        "statistics roll-ups kept by triggers on migration_runs, error fingerprints, indexes for the now-figures",
-        statements=STATS_ROLLUP_STATEMENTS,
-    ),
-    Migration(
-        6,
-        "change notices: the ids of the runs each statement touched, for the read cache (db/run_cache.py)",
-        statements=NOTIFY_STATEMENTS,
-    ),
-    Migration(
-        7,
-        "sorting one status by duration (failed runs, slowest first) without scanning unfinished runs",
-        indexes=(
-            Index(
-                "migration_runs",
-                "migration_runs_status_total_duration_id_idx",
-                "btree (status, total_duration, id)",
-            ),
-        ),
-    ),
-    Migration(
-        8,
-        "roll-up triggers run only the statements a write can change (cheaper engine writes)",
-        # The same functions as version 5 creates today; replaced in place, the triggers stay.
-        statements=CREATE_TRIGGER_FUNCTIONS,
-    ),
-)
+
+MIGRATIONS: Final = load_migrations()
+LATEST: Final = MIGRATIONS[-1].version
+
+
+def plan(applied: Iterable[int], migrations: tuple[Migration, ...] = MIGRATIONS) -> list[Migration]:
+    """The migrations a database with `applied` versions needs, in order."""
+    current = max(applied, default=0)
+    baseline = max((m for m in migrations if m.baseline), key=lambda m: m.version)
+    start = baseline.version if current < baseline.version else current + 1
+    return [m for m in migrations if m.version >= start and not m.history]
 
 
 @dataclass
@@ -273,96 +121,131 @@ class SchemaReport:
     version: int = 0
 
 
-def _has_equivalent_index(conn: psycopg.Connection, index: Index) -> bool:
-    row = conn.execute(
-        """SELECT 1 FROM pg_index i
-            WHERE i.indrelid = to_regclass(%(table)s)
-              AND i.indisvalid
-              AND i.indisunique = %(unique)s
-              AND regexp_replace(pg_get_indexdef(i.indexrelid), '^.* USING ', '') = %(definition)s""",
-        {"table": index.table, "unique": index.unique, "definition": index.definition},
-    ).fetchone()
-    return row is not None
-
-
-def _create_index(conn: psycopg.Connection, index: Index) -> None:
-    if _has_equivalent_index(conn, index):
-        return
-    method, columns = index.definition.split(" ", 1)
-    if not re.fullmatch(r"\w+", method) or not re.fullmatch(r"\([\w ,\.\(\)]+\)", columns):
-        raise ValueError(f"unexpected index definition {index.definition!r}")
-    # Definitions are constants of this module, never user input.
-    conn.execute(
-        sql.SQL("CREATE {unique} INDEX IF NOT EXISTS {name} ON {table} USING {definition}").format(
-            unique=sql.SQL("UNIQUE" if index.unique else ""),
-            name=sql.Identifier(index.name),
-            table=sql.Identifier(index.table),
-            definition=sql.SQL(index.definition),
-        )
-    )
-
-
-def _applied_versions(conn: psycopg.Connection) -> set[int] | None:
+def _applied_versions(conn: psycopg.Connection[Any]) -> set[int] | None:
     """The versions recorded in our table; None when it cannot be created or read."""
     try:
         with conn.transaction():
-            conn.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {} (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                    "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-                ).format(sql.Identifier(VERSION_TABLE))
-            )
+            conn.execute(CREATE_VERSION_TABLE)
     except psycopg.errors.InsufficientPrivilege:
         pass
     try:
         with conn.transaction():
-            rows = conn.execute(sql.SQL("SELECT version FROM {}").format(sql.Identifier(VERSION_TABLE)))
-            return {r[0] for r in rows.fetchall()}
+            return {r[0] for r in conn.execute(SELECT_VERSIONS).fetchall()}
     except (psycopg.errors.UndefinedTable, psycopg.errors.InsufficientPrivilege):
         return None
 
 
-def ensure_schema(url: str, schema: str, migrations: tuple[Migration, ...] = MIGRATIONS) -> SchemaReport:
-    """Apply the missing migrations to `schema` (created if missing and allowed); see module doc."""
-    report = SchemaReport()
-    with psycopg.connect(url, autocommit=True, application_name="migration-api-schema") as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
+def _retrying(action: Callable[[], None], what: str) -> None:
+    """Run `action` again when a lock was not granted within LOCK_TIMEOUT (an engine held it)."""
+    for attempt in range(LOCK_RETRIES):
         try:
-            exists = conn.execute("SELECT to_regnamespace(%s)", (schema,)).fetchone()
-            if exists is None or exists[0] is None:
-                try:
-                    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-                except psycopg.errors.InsufficientPrivilege:
-                    raise RuntimeError(
-                        f"schema {schema} does not exist and could not be created (no CREATE privilege)"
-                    ) from None
-            usable = conn.execute("SELECT has_schema_privilege(%s, 'USAGE')", (schema,)).fetchone()
-            if not usable or not usable[0]:
-                raise RuntimeError(f"schema {schema} is not usable by this database user (no USAGE privilege)")
-            conn.execute(
-                sql.SQL("SELECT set_config('search_path', {}, false)").format(sql.Literal(f"{schema}, public"))
-            )
+            action()
+            return
+        except psycopg.errors.LockNotAvailable:
+            delay = min(0.05 * 2**attempt, 2.0)
+            logger.info("%s: an engine holds a lock; retrying in %.2f s", what, delay)
+            time.sleep(delay)
+    raise RuntimeError(f"{what}: could not take its locks in {LOCK_RETRIES} tries")
+
+
+def _apply_transactional(conn: psycopg.Connection[Any], migration: Migration, record: bool) -> None:
+    def once() -> None:
+        with conn.transaction():
+            conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
+            conn.execute(migration.text.encode())
+            if record:
+                conn.execute(INSERT_VERSION, (migration.version, migration.name))
+
+    _retrying(once, f"schema version {migration.version}")
+
+
+def _apply_one_by_one(conn: psycopg.Connection[Any], migration: Migration, record: bool) -> None:
+    for statement in migration.statements():
+        index = _INDEX.match(statement)
+        if index is not None:
+            equivalent = {
+                "table": index["table"],
+                "unique": bool(index["unique"]),
+                "definition": " ".join(index["definition"].split()),
+            }
+            if conn.execute(SELECT_EQUIVALENT_INDEX, equivalent).fetchone():
+                continue
+
+        def once(statement: str = statement, index: re.Match[str] | None = index) -> None:
+            if index is not None and conn.execute(SELECT_INVALID_INDEX, (index["name"],)).fetchone():
+                conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(index["name"])))
+            conn.execute(statement.encode())
+
+        _retrying(once, f"schema version {migration.version}")
+    if record:
+        conn.execute(INSERT_VERSION, (migration.version, migration.name))
+
+
+def apply(conn: psycopg.Connection[Any], migration: Migration, record: bool = True) -> None:
+    """Apply one migration on an autocommit connection whose search_path starts with the schema."""
+    if migration.transactional:
+        _apply_transactional(conn, migration, record)
+    else:
+        _apply_one_by_one(conn, migration, record)
+
+
+def connect(url: str, schema: str) -> psycopg.Connection[Any]:
+    """An autocommit connection for schema work: search_path = the schema, then public (pg_trgm)."""
+    conn = psycopg.connect(url, autocommit=True, application_name="migration-api-schema")
+    conn.execute("SET statement_timeout = 0")
+    conn.execute(sql.SQL("SELECT set_config('search_path', {}, false)").format(sql.Literal(f"{schema}, public")))
+    return conn
+
+
+def _ensure_namespace(conn: psycopg.Connection[Any], schema: str) -> None:
+    exists = conn.execute("SELECT to_regnamespace(%s)", (schema,)).fetchone()
+    if exists is None or exists[0] is None:
+        try:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        except psycopg.errors.InsufficientPrivilege:
+            raise RuntimeError(
+                f"schema {schema} does not exist and could not be created (no CREATE privilege)"
+            ) from None
+    usable = conn.execute("SELECT has_schema_privilege(%s, 'USAGE')", (schema,)).fetchone()
+    if not usable or not usable[0]:
+        raise RuntimeError(f"schema {schema} is not usable by this database user (no USAGE privilege)")
+
+
+def pending(url: str, schema: str) -> list[Migration]:
+    """What `ensure_schema` would apply now (for `--dry-run`)."""
+    with connect(url, schema) as conn:
+        exists = conn.execute("SELECT to_regclass(%s)", (f"{schema}.{VERSION_TABLE}",)).fetchone()
+        applied: set[int] = set()
+        if exists and exists[0] is not None:
+            applied = {r[0] for r in conn.execute(SELECT_VERSIONS).fetchall()}
+        return plan(applied)
+
+
+def _take_schema_lock(conn: psycopg.Connection[Any]) -> None:
+    """Wait for our turn without a waiting statement: CREATE INDEX CONCURRENTLY waits for every
+    open transaction, so a rival instance blocked in pg_advisory_lock() would deadlock with it."""
+    while not conn.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,)).fetchone()[0]:  # type: ignore[index]
+        time.sleep(0.1)
+
+
+def ensure_schema(url: str, schema: str, migrations: tuple[Migration, ...] | None = None) -> SchemaReport:
+    """Bring `schema` (created if missing and allowed) up to date; see the module doc.
+
+    With `migrations`, apply exactly those in order (tests build old versions this way)."""
+    report = SchemaReport()
+    with connect(url, schema) as conn:
+        _take_schema_lock(conn)
+        try:
+            _ensure_namespace(conn, schema)
             applied = _applied_versions(conn)
-            for migration in sorted(migrations, key=lambda m: m.version):
-                if applied is not None and migration.version in applied:
-                    report.version = migration.version
-                    continue
+            report.version = max(applied or (), default=0)
+            todo = list(migrations) if migrations is not None else plan(applied or ())
+            for migration in todo:
                 try:
-                    with conn.transaction():
-                        for statement in migration.statements:
-                            conn.execute(statement)
-                        for index in migration.indexes:
-                            _create_index(conn, index)
-                        if applied is not None:
-                            conn.execute(
-                                sql.SQL("INSERT INTO {} (version, name) VALUES (%s, %s)").format(
-                                    sql.Identifier(VERSION_TABLE)
-                                ),
-                                (migration.version, migration.name),
-                            )
+                    apply(conn, migration, record=applied is not None)
                 except psycopg.errors.InsufficientPrivilege as exc:
                     logger.warning(
-                        "schema step %d (%s) skipped: no privilege (%s); serving the schema as it is",
+                        "schema version %d (%s) skipped: no privilege (%s); serving the schema as it is",
                         migration.version,
                         migration.name,
                         str(exc).strip(),
@@ -379,7 +262,7 @@ def ensure_schema(url: str, schema: str, migrations: tuple[Migration, ...] = MIG
     return report
 
 
-def _check_required_tables(conn: psycopg.Connection, schema: str) -> None:
+def _check_required_tables(conn: psycopg.Connection[Any], schema: str) -> None:
     for table in REQUIRED_TABLES:
         found = conn.execute("SELECT to_regclass(format('%%I.%%I', %s::text, %s::text))", (schema, table)).fetchone()
         if found is None or found[0] is None:
@@ -387,3 +270,15 @@ def _check_required_tables(conn: psycopg.Connection, schema: str) -> None:
                 f"table {schema}.{table} does not exist and could not be created "
                 "(does the database user have CREATE on the schema?)"
             )
+
+
+def repair_schema(url: str, schema: str) -> None:
+    """Reapply the baseline and the versions after it (all idempotent), without recording them:
+    for the change-log folder, after the service's own objects were dropped by hand."""
+    with connect(url, schema) as conn:
+        _take_schema_lock(conn)
+        try:
+            for migration in plan(()):
+                apply(conn, migration, record=False)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))

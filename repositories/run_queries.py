@@ -2,13 +2,16 @@
 
 Every page is ordered by an allow-listed sort key plus the run id as tiebreak, so the order is
 total and a cursor (the last row's sort values and id) continues exactly after that row however
-many runs arrive meanwhile. Each sort key has a matching b-tree index (db/schema.py, version 4),
-so a page costs the same at any depth.
+many runs arrive meanwhile. The default order and the status filter have matching b-tree indexes
+(db/migrations/0010_indexes.sql), so such a page costs the same at any depth; the other sort
+keys have none, because every index costs the engines' writes (docs/performance.md, Indexes).
 
 Search ranks matches in three tiers, each a separate index-driven branch of one UNION ALL:
 0 = the run id, the file path or the file name equals the term; 1 = one of them starts with it;
 2 = the term occurs anywhere in file path, record type, status, error message or run id (a
-trigram index on those fields, so a term that matches nothing costs an index probe, not a scan).
+trigram index on the service's copy of those fields, `migration_api_search_docs`, so a term that
+matches nothing costs an index probe, not a scan; while the change-log folder rebuilds that copy,
+`indexed=False` and the tier scans the runs).
 Terms of one or two characters have no trigrams: they are matched against the newest
 `SHORT_TERM_WINDOW` runs only, which keeps them bounded.
 """
@@ -223,7 +226,10 @@ def _keyset_spec(query: RunQuery, cursor: Cursor) -> Spec:
             return f"(({first} IS NULL AND id {op} %s){rest})", [values[1]]
         cmp = f"({first}, id) {op} (%s, %s)"
         return (cmp if query.sort.descending else f"({cmp} OR {first} IS NULL)"), values
-    return f"(({', '.join(cols)}) {op} ({', '.join('%s' for _ in cols)}))", values
+    # The redundant bound on the first column lets an index on that column alone (the engines'
+    # created_at index) start at the cursor; the row comparison alone would not.
+    row = f"({', '.join(cols)}) {op} ({', '.join('%s' for _ in cols)})"
+    return f"({first} {op}= %s AND {row})", [values[0], *values]
 
 
 _CURSOR_TYPES: Final[dict[str, Any]] = {
@@ -296,15 +302,24 @@ def _rank_specs(term: str) -> tuple[Spec, Spec]:
     return _any(exact), _any(prefix)
 
 
-def _contains_spec(term: str) -> Spec:
+def _contains_spec(term: str, indexed: bool) -> Spec:
     # The search document joins the fields with chr(31), which a term never contains (control
     # characters are refused), so a match in the document is a match within one field.
+    pattern = like_pattern(term)
     if len(term) >= MIN_TRIGRAM_TERM:
-        return SEARCH_DOCUMENT + " ILIKE %s", [like_pattern(term)]
+        if indexed:
+            # The trigram index is on the service's copy of the documents (kept by the change-log
+            # folder, so engines' writes pay no GIN index); the run's own row is the exact recheck.
+            return (
+                f"({SEARCH_DOCUMENT} ILIKE %s AND EXISTS (SELECT 1 FROM migration_api_search_docs d "
+                "WHERE d.id = migration_runs.id AND d.doc ILIKE %s))",
+                [pattern, pattern],
+            )
+        return SEARCH_DOCUMENT + " ILIKE %s", [pattern]
     return (
         f"({SEARCH_DOCUMENT} ILIKE %s AND created_at >= coalesce((SELECT created_at FROM migration_runs "
         "ORDER BY created_at DESC OFFSET %s LIMIT 1), '-infinity'))",
-        [like_pattern(term), SHORT_TERM_WINDOW],
+        [pattern, SHORT_TERM_WINDOW],
     )
 
 
@@ -315,6 +330,7 @@ def build_search(
     limit: int,
     offset: int,
     columns: str = RUN_COLUMNS,
+    indexed: bool = False,
 ) -> tuple[str, list[Any]]:
     """Search hits of the given tiers (see module doc), by tier then `sort`: `limit` rows after
     `offset`, each its `columns` and its tier (`rank`, last).
@@ -323,7 +339,7 @@ def build_search(
     """
     assert query.q is not None
     (exact, exact_values), (prefix, prefix_values) = _rank_specs(query.q)
-    contains, contains_values = _contains_spec(query.q)
+    contains, contains_values = _contains_spec(query.q, indexed)
     tier_conditions: dict[int, Spec] = {
         0: (exact, exact_values),
         1: (f"{prefix} AND NOT {exact}", [*prefix_values, *exact_values]),
@@ -350,9 +366,9 @@ def build_search(
     return statement, [*values, limit, offset]
 
 
-def build_count(query: RunQuery) -> tuple[str, list[Any]]:
+def build_count(query: RunQuery, indexed: bool = False) -> tuple[str, list[Any]]:
     """Every run the query matches (no paging)."""
     conditions = _filter_specs(query)
     if query.q is not None:
-        conditions.append(_any([*_rank_specs(query.q), _contains_spec(query.q)]))
+        conditions.append(_any([*_rank_specs(query.q), _contains_spec(query.q, indexed)]))
     return f"SELECT count(*) FROM migration_runs{_where(conditions)}", _values(conditions)

@@ -17,7 +17,8 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import args_row
 from psycopg_pool import AsyncConnectionPool
 
-from db.run_cache import RunCache
+from cache import RunCache
+from changelog import settle
 from dto.runs import RunRead, body_etag
 from repositories.run_queries import (
     RANKED_TIERS,
@@ -154,7 +155,7 @@ class RunsRepository:
 
         With the read cache on, the query selects only each row's sort key and id (an index-only
         scan for the list) and the page is assembled from the runs' cached JSON, which the cache
-        keeps exact (db/run_cache.py); the runs it lacks are read in one more statement and cached.
+        keeps exact (cache/); the runs it lacks are read in one more statement and cached.
         A dashboard polling the newest runs then costs PostgreSQL an index probe and the service a
         byte join. Without the cache, whole rows come in the one statement.
         """
@@ -169,7 +170,9 @@ class RunsRepository:
                 statement, params = build_list(query, cursor, columns)
                 rows = await (await conn.execute(statement, params, binary=True)).fetchall()
             else:
-                rows = await self._search_rows(conn, query, cursor, columns)
+                # The search documents, when current and holding every committed write.
+                indexed = await settle(self.pool, conn)
+                rows = await self._search_rows(conn, query, cursor, columns, indexed)
             more = len(rows) > query.limit
             rows = rows[: query.limit]
             if not rows:
@@ -205,7 +208,7 @@ class RunsRepository:
         return b"[" + b",".join(part for part in parts if part is not None) + b"]"
 
     async def _search_rows(
-        self, conn: AsyncConnection[Any], query: RunQuery, cursor: Cursor | None, columns: str
+        self, conn: AsyncConnection[Any], query: RunQuery, cursor: Cursor | None, columns: str, indexed: bool
     ) -> list[Any]:
         """limit + 1 ranked rows after `offset`/`cursor`. The exact and prefix tiers are cheap index
         probes and often fill the page; the substring tier is queried only for what they leave.
@@ -216,21 +219,23 @@ class RunsRepository:
         want, offset = query.limit + 1, query.offset
         rows: list[Any] = []
         if cursor is None or cursor.rank < SUBSTRING_TIER:
-            statement, params = build_search(query, cursor, RANKED_TIERS, want + offset, 0, columns)
+            statement, params = build_search(query, cursor, RANKED_TIERS, want + offset, 0, columns, indexed)
             rows = await (await conn.execute(statement, params, prepare=False)).fetchall()
             if len(rows) >= want + offset:
                 return rows[offset : offset + want]
         skip = max(0, offset - len(rows))
         rows = rows[offset:]
         tier_cursor = cursor if cursor is not None and cursor.rank == SUBSTRING_TIER else None
-        statement, params = build_search(query, tier_cursor, (SUBSTRING_TIER,), want - len(rows), skip, columns)
+        statement, params = build_search(
+            query, tier_cursor, (SUBSTRING_TIER,), want - len(rows), skip, columns, indexed
+        )
         rows += await (await conn.execute(statement, params, prepare=False)).fetchall()
         return rows
 
     async def count(self, query: RunQuery, *, exact: bool) -> int:
         """How many runs the query matches: counted, or the planner's estimate (no scan)."""
-        statement, params = build_count(query)
         async with self.pool.connection() as conn:
+            statement, params = build_count(query, await settle(self.pool, conn))
             if exact:
                 cur = await conn.execute(statement, params)
                 row = await cur.fetchone()

@@ -12,7 +12,7 @@ from psycopg.rows import args_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from db.run_cache import RunCache
+from cache import RunCache
 from dto.steps import StateCreate, StateRead
 
 STATE_COLUMNS: Final = "id, run_id, step_name, state_data, created_at, step_order, metadata"

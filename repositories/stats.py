@@ -1,7 +1,7 @@
 """Aggregate reads over `migration_runs`: summary, history, error groups.
 
-Two sources give the same answers. With the roll-ups of db/stats_schema.py (kept exact by
-triggers) a statistic reads the day and hour roll-ups for the whole days and hours of the window
+Two sources give the same answers. With the roll-ups of rollups/ (kept exact by the change-log folder,
+changelog/) a statistic reads the day and hour roll-ups for the whole days and hours of the window
 and the base rows only for the partial hours at its edges. Without them (a database user that
 may not create tables or triggers) the same figures are computed from `migration_runs` alone:
 correct, but a full scan at a million runs. Durations are binned the same way in both, so the
@@ -14,8 +14,6 @@ Windows select runs by `created_at`: `since` inclusive, `until` exclusive. The "
 from __future__ import annotations
 
 import math
-import time
-import weakref
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
@@ -27,7 +25,7 @@ from typing import Any, Final
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from db.stats_schema import HIST_BASE, bin_sql, day_sql, fingerprint_sql, hour_sql
+from changelog import settle
 from dto.stats import (
     DurationStats,
     ErrorGroup,
@@ -38,6 +36,7 @@ from dto.stats import (
     StatsGroup,
     StatsHistory,
 )
+from rollups import HIST_BASE, bin_sql, day_sql, fingerprint_sql, hour_sql
 
 HOUR: Final = timedelta(hours=1)
 DAY: Final = timedelta(days=1)
@@ -45,27 +44,6 @@ DAY: Final = timedelta(days=1)
 LOW: Final = datetime(1, 1, 1, tzinfo=UTC)
 HIGH: Final = datetime(9999, 12, 31, tzinfo=UTC)
 GROUP_KEYS: Final = ("status", "record_type")
-# How often the presence of the roll-ups (tables, function, enabled triggers) is checked again.
-ROLLUP_CHECK_SECONDS: Final = 60.0
-
-SELECT_ROLLUPS_PRESENT: Final = """
-    SELECT to_regclass('migration_api_run_counts_hour') IS NOT NULL
-       AND to_regclass('migration_api_run_counts_day') IS NOT NULL
-       AND to_regclass('migration_api_run_counts_total') IS NOT NULL
-       AND to_regclass('migration_api_duration_hist_hour') IS NOT NULL
-       AND to_regclass('migration_api_duration_hist_day') IS NOT NULL
-       AND to_regclass('migration_api_duration_hist_total') IS NOT NULL
-       AND to_regclass('migration_api_duration_hist_type') IS NOT NULL
-       AND to_regclass('migration_api_duration_hist_all') IS NOT NULL
-       AND to_regclass('migration_api_duration_bins_hour') IS NOT NULL
-       AND to_regclass('migration_api_duration_bins_day') IS NOT NULL
-       AND to_regclass('migration_api_error_counts_day') IS NOT NULL
-       AND to_regprocedure('migration_api_error_fingerprint(text)') IS NOT NULL
-       AND (SELECT count(*) FROM pg_trigger
-             WHERE tgrelid = to_regclass('migration_runs') AND tgenabled <> 'D'
-               AND tgname IN ('migration_api_runs_rollup_insert', 'migration_api_runs_rollup_update',
-                              'migration_api_runs_rollup_delete', 'migration_api_runs_rollup_truncate')) = 4"""
-
 # One row per (status, record_type): n, succeeded, finished, dur_n, dur_sum, dur_max.
 _COUNT_AGGREGATES: Final = """count(*), count(*) FILTER (WHERE success), count(success), count(total_duration),
            coalesce(sum(total_duration::numeric), 0), max(total_duration)"""
@@ -454,20 +432,12 @@ def _totals(groups: dict[Any, _Totals], key: Any) -> _Totals:
 
 # --- the repository --------------------------------------------------------------------------
 
-# Per pool: whether the roll-ups are usable, and when that was checked (monotonic seconds).
-_rollups_seen: weakref.WeakKeyDictionary[AsyncConnectionPool, tuple[bool, float]] = weakref.WeakKeyDictionary()
-
 
 async def rollups_present(pool: AsyncConnectionPool, conn: AsyncConnection[Any]) -> bool:
-    """Whether the roll-up tables, the fingerprint function and the four triggers are in place."""
-    seen = _rollups_seen.get(pool)
-    if seen is not None and time.monotonic() - seen[1] < ROLLUP_CHECK_SECONDS:
-        return seen[0]
-    cur = await conn.execute(SELECT_ROLLUPS_PRESENT)
-    row = await cur.fetchone()
-    present = bool(row and row[0])
-    _rollups_seen[pool] = (present, time.monotonic())
-    return present
+    """Whether the roll-ups are current and include every write committed so far (the change-log
+    folder folds what waits first; changelog/). Without a folder, or while it rebuilds,
+    statistics come from the base tables."""
+    return await settle(pool, conn)
 
 
 # The UTC days that hold runs (day buckets of the counts roll-up; an emptied bucket only widens it).

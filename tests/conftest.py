@@ -23,6 +23,7 @@ from litestar.testing import TestClient
 from psycopg import sql
 
 from app import create_app
+from changelog.folder import FOLD_LOCK_KEY
 from config import PROJECT_DIR, Settings, load_settings
 from db.embedded import start_embedded
 
@@ -100,10 +101,18 @@ def _clean_tables(request: pytest.FixtureRequest) -> None:
         r[0]
         for r in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-            "AND tablename <> 'migration_api_schema_versions'"
+            "AND tablename NOT IN ('migration_api_schema_versions', 'migration_api_machinery', "
+            "'migration_api_log_alive')"
         ).fetchall()
     ]
-    conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(sql.SQL(", ").join(sql.Identifier(t) for t in tables)))
+    # Taken in the folder's turn (changelog/folder.py), so no fold holds a lock the TRUNCATE needs.
+    conn.execute("SELECT pg_advisory_lock(%s)", (FOLD_LOCK_KEY,))
+    try:
+        conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(sql.SQL(", ").join(sql.Identifier(t) for t in tables)))
+        # Everything derived is empty too, so the TRUNCATE's marker in the change log needs no rebuild.
+        conn.execute("TRUNCATE migration_api_changes")
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (FOLD_LOCK_KEY,))
 
 
 @pytest.fixture
@@ -170,3 +179,19 @@ def run_body(**fields: Any) -> dict[str, Any]:
     body = {k: v for k, v in msgspec.to_builtins(RunCreateFactory.build()).items() if v is not None}
     body.update(fields)
     return body
+
+
+def wait_folded(db: psycopg.Connection[Any], timeout: float = 10.0) -> None:
+    """Wait until a running service's change-log folder has folded everything logged so far
+    (direct engine writes reach roll-ups and search documents within its interval)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        row = db.execute(
+            "SELECT m.rollups_ready AND m.search_ready AND NOT EXISTS (SELECT 1 FROM migration_api_changes) "
+            "FROM migration_api_machinery m"
+        ).fetchone()
+        if row is not None and row[0]:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the change log was not folded within {timeout} s")
+        time.sleep(0.05)

@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from db.stats_schema import FINGERPRINT_MAX_CHARS, FINGERPRINT_STEPS, HIST_LN_BASE, HIST_MAX_SECONDS, HIST_MIN_SECONDS
+from rollups import FINGERPRINT_MAX_CHARS, FINGERPRINT_STEPS, HIST_LN_BASE, HIST_MAX_SECONDS, HIST_MIN_SECONDS
 
 COLUMNS = (
     "id, file_path, record_type, status, created_at, updated_at, completed_at, total_duration, success, error_message"

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from litestar.testing import TestClient
 
-from db.run_cache import RunCache
+from cache import RunCache
 from tests.conftest import run_body
 
 API = "/api/v1/migrations"
@@ -94,6 +94,7 @@ def test_a_lost_listener_empties_the_cache_until_it_listens_again(
 def test_a_read_from_before_a_notice_is_not_stored_after_it() -> None:
     cache = RunCache(1024)
     cache.listening = True
+    cache.fresh = True
     rid = uuid.uuid4()
     generation = cache.generation
     cache.invalidate([uuid.uuid4()])  # a notice for any run arrives while the read is in flight
@@ -108,6 +109,7 @@ def test_a_read_from_before_a_notice_is_not_stored_after_it() -> None:
 def test_the_cache_is_bounded_by_bytes() -> None:
     cache = RunCache(8 * 100)
     cache.listening = True
+    cache.fresh = True
     ids = [uuid.uuid4() for _ in range(20)]
     for rid in ids:
         cache.put("run", rid, b"x" * 100, "", cache.generation)

@@ -18,7 +18,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from app import create_app
-from tests.conftest import make_settings, run_body
+from tests.conftest import make_settings, run_body, wait_folded
+from tests.server_state import login_role, public_create_revoked
 from tests.stats_bruteforce import (
     DAY,
     HOUR,
@@ -117,6 +118,7 @@ ROLLUP_QUERIES = {
 
 
 def assert_rollups_agree(db: psycopg.Connection[Any]) -> None:
+    wait_folded(db)
     want = recomputed(fetch_runs(db))
     for table, query in ROLLUP_QUERIES.items():
         got = {tuple(row) for row in db.execute(query).fetchall()}
@@ -246,25 +248,24 @@ def test_a_concurrent_writer_sees_its_rollup_changes_only_on_commit(
 @pytest.fixture
 def bare_schema(database_url: str) -> Iterator[tuple[str, str]]:
     """An engine-made schema and a login that may read and write its tables but create nothing."""
-    schema, role = f"bare_{uuid.uuid4().hex[:8]}", f"mig_ro_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        conn.execute(sql.SQL("SET search_path = {}").format(sql.Identifier(schema)))
-        conn.execute(ENGINE_DDL)
-        ident = sql.Identifier(role)
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident))
-        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), ident))
-        conn.execute(
-            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(
-                sql.Identifier(schema), ident
-            )
-        )
-        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-    yield schema, role
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    schema = f"bare_{uuid.uuid4().hex[:8]}"
+    try:
+        with login_role(database_url, "mig_ro") as role, public_create_revoked(database_url):
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+                conn.execute(sql.SQL("SET search_path = {}").format(sql.Identifier(schema)))
+                conn.execute(ENGINE_DDL)
+                ident = sql.Identifier(role)
+                conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), ident))
+                conn.execute(
+                    sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(
+                        sql.Identifier(schema), ident
+                    )
+                )
+            yield schema, role
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def test_statistics_without_rollups_are_computed_from_the_base_table(
@@ -331,10 +332,13 @@ def test_statistics_without_rollups_are_computed_from_the_base_table(
     assert after == tables  # nothing was created
 
 
-def test_day_and_hour_buckets_are_utc_whatever_the_session_time_zone(db: psycopg.Connection[Any]) -> None:
+def test_day_and_hour_buckets_are_utc_whatever_the_session_time_zone(
+    client: TestClient[Any], db: psycopg.Connection[Any]
+) -> None:
     db.execute("SET TimeZone = 'America/St_Johns'")  # UTC-3:30
     at = datetime(2026, 3, 1, 23, 40, tzinfo=UTC)
     insert_run(db, created_at=at, status="completed", success=True, total_duration=1.0)
+    wait_folded(db)
     row = db.execute("SELECT bucket FROM migration_api_run_counts_day").fetchone()
     assert row is not None
     assert row[0] == datetime(2026, 3, 1, tzinfo=UTC)

@@ -1,20 +1,20 @@
-"""A read cache of single runs and of runs' step-state lists, kept exact by PostgreSQL notifications.
+"""A read cache of single runs and of runs' step-state lists, kept exact by change notices.
 
 Dashboards poll the same runs over and over; serving a poll from memory costs a fraction of a
 round trip. Correctness comes from the database, not from a time-to-live:
 
-- Triggers (schema version 6) send the ids of the runs touched by every statement on
-  `migration_runs`, `workflow_states` and `workflow_checkpoints`, whoever wrote them (the API or an
-  engine), on the channel `migration_api_runs` when the transaction commits ('*' for a TRUNCATE
-  or a statement touching too many runs to list).
-- One listener connection per process drops those runs from the cache as notices arrive. While it
-  is not listening (starting, reconnecting after the database went away) the cache is off and
-  empty, so no notice can be missed.
+- The change-log folder (changelog/) sends, after each batch it folds, the ids of the runs that
+  batch touched, whoever wrote them (the API or an engine), on the channel `migration_api_runs`
+  ('*' after a rebuild or when too many runs to list).
+- One listener connection per process drops those runs from the cache as notices arrive. The
+  cache serves only while it is listening and the folder reports the log as current (`fresh`):
+  while either is not so (starting, reconnecting, rebuilding) it is off and empty, so no notice
+  can be missed.
 - A reader notes the cache's generation before it queries; any notice bumps it, and a result
   read before a notice is never stored after it.
 - The API's own writes also drop the run they touched before answering, so a client reads its
-  own writes at once; an engine's direct write is visible as soon as its notice arrives
-  (typically well under a millisecond after its commit).
+  own writes at once; an engine's direct write is dropped when its batch is folded (within the
+  folder's interval, 0.2 s).
 
 The cache holds encoded response bodies, bounded by bytes (`RUN_CACHE_BYTES`; 0 turns it off).
 """
@@ -43,12 +43,24 @@ class RunCache:
         self.max_bytes = max_bytes
         self.generation = 0
         self.listening = False
+        # Set by the change-log folder: False while the log cannot be trusted (rebuilding).
+        self._fresh = False
         self._items: OrderedDict[Key, tuple[bytes, str]] = OrderedDict()
         self._bytes = 0
 
     @property
     def enabled(self) -> bool:
-        return self.listening and self.max_bytes > 0
+        return self.listening and self._fresh and self.max_bytes > 0
+
+    @property
+    def fresh(self) -> bool:
+        return self._fresh
+
+    @fresh.setter
+    def fresh(self, value: bool) -> None:
+        if not value:
+            self.clear()
+        self._fresh = value
 
     def get(self, kind: str, run_id: uuid.UUID) -> tuple[bytes, str] | None:
         if not self.enabled:

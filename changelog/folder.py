@@ -1,0 +1,313 @@
+"""The folding task (see the package doc)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import anyio.to_thread
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from cache import RunCache
+from db.sqlfile import load_queries
+
+logger = logging.getLogger(__name__)
+
+QUERIES: Final = load_queries(Path(__file__).with_name("queries.sql"))
+ROLLUPS: Final = load_queries(Path(__file__).resolve().parent.parent / "rollups" / "queries.sql")
+# Every fold and rebuild of every instance takes turns on this key (the schema's is 7_362_901_554).
+FOLD_LOCK_KEY: Final = 7_362_901_555
+FOLD_INTERVAL: Final = 0.2
+BATCH_ROWS: Final = 20_000
+# After marking the derived data stale, wait this long before rebuilding, so that every process
+# has seen it (they look every FOLD_INTERVAL) and reads the base tables instead.
+REBUILD_GRACE: Final = 1.0
+RECONNECT_SECONDS: Final = 1.0
+NOTIFY_MAX_CHARS: Final = 7_900
+ROLLUP_TABLES: Final = (
+    "migration_api_run_counts_hour",
+    "migration_api_run_counts_day",
+    "migration_api_run_counts_total",
+    "migration_api_duration_hist_hour",
+    "migration_api_duration_hist_day",
+    "migration_api_duration_hist_total",
+    "migration_api_duration_hist_type",
+    "migration_api_duration_hist_all",
+    "migration_api_duration_bins_hour",
+    "migration_api_duration_bins_day",
+    "migration_api_error_counts_day",
+)
+
+
+@dataclass
+class Machinery:
+    """What this process knows of the data derived from the change log (shown in /health)."""
+
+    running: bool = False
+    rollups_ready: bool = False
+    search_ready: bool = False
+    note: str | None = "not started"
+    backlog: bool = False
+    last_fold: float | None = None  # monotonic time of the last completed cycle
+
+    @property
+    def status(self) -> str:
+        if not self.running:
+            return "stopped"
+        return "ready" if self.rollups_ready and self.search_ready else "rebuilding"
+
+
+# Per pool, so that repositories (which hold the pool) find their process's folder.
+_folders: weakref.WeakKeyDictionary[AsyncConnectionPool, Folder] = weakref.WeakKeyDictionary()
+
+
+def folder_of(pool: AsyncConnectionPool) -> Folder | None:
+    return _folders.get(pool)
+
+
+def machinery_of(pool: AsyncConnectionPool) -> Machinery | None:
+    folder = _folders.get(pool)
+    return None if folder is None else folder.machinery
+
+
+async def settle(pool: AsyncConnectionPool, conn: psycopg.AsyncConnection[Any]) -> bool:
+    """Whether the derived data is current for a read, after folding what is logged (see
+    `Folder.settle`); False without a folder."""
+    folder = _folders.get(pool)
+    return folder is not None and await folder.settle(conn)
+
+
+class Folder:
+    """One per process: folds the change log, rebuilds when needed, keeps `machinery` current."""
+
+    def __init__(
+        self,
+        url: str,
+        schema: str,
+        pool: AsyncConnectionPool,
+        cache: RunCache | None,
+        *,
+        repair: Any = None,
+        interval: float = FOLD_INTERVAL,
+    ) -> None:
+        self.url = url
+        self.schema = schema
+        self.cache = cache
+        self.interval = interval
+        # A callable (url, schema) -> None that reapplies the schema's baseline (db.schema).
+        self.repair = repair
+        self.machinery = Machinery()
+        _folders[pool] = self
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._lock = asyncio.Lock()
+        self._rebuilding = False
+        self._wake = asyncio.Event()
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Fold until cancelled (the lifespan runs this as a background task)."""
+        while True:
+            try:
+                await self._connect()
+                self.machinery.running = True
+                while True:
+                    await self.cycle()
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.interval)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database went away, or our tables did: start over
+                logger.warning("change-log folder: %s: %s; retrying", exc.__class__.__name__, str(exc).strip())
+                self._set_ready(False, False, f"folder error: {exc.__class__.__name__}")
+            finally:
+                self.machinery.running = False
+                await self._close()
+            await asyncio.sleep(RECONNECT_SECONDS)
+
+    async def _connect(self) -> None:
+        options = f"-c search_path={self.schema},public -c statement_timeout=0 -c TimeZone=UTC"
+        self._conn = await psycopg.AsyncConnection.connect(
+            self.url, autocommit=True, options=options, application_name="migration-api-folder"
+        )
+        await self._conn.execute(QUERIES["create_temp_tables"].encode())
+
+    async def _close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+            self._conn = None
+
+    async def cycle(self) -> None:
+        """Look at the log's state; rebuild what cannot be trusted, else fold what waits."""
+        conn = self._require()
+        try:
+            row = await (await conn.execute(QUERIES["state"])).fetchone()
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
+            await self._repair(f"service table missing ({str(exc).strip().splitlines()[0]})")
+            return
+        if row is None:
+            await self._repair("the machinery row is missing")
+            return
+        rollups_ready, search_ready, note, log_alive, backlog = row
+        self.machinery.backlog = bool(backlog)
+        if not log_alive:
+            await self.rebuild("the change log was emptied (server crash or restore)" if rollups_ready else note)
+        elif not (rollups_ready and search_ready):
+            await self.rebuild(note or "derived data marked stale")
+        else:
+            self._set_ready(True, True, None)
+            if backlog:
+                await self.fold()
+        self.machinery.last_fold = time.monotonic()
+
+    def kick(self) -> None:
+        """Run the next cycle now (something was written)."""
+        self._wake.set()
+
+    # --- folding ----------------------------------------------------------------------------
+
+    async def settle(self, conn: psycopg.AsyncConnection[Any]) -> bool:
+        """Before a read of derived data (statistics, search): whether that data is current, after
+        folding what is logged so far, so that the read includes every write committed before it.
+        One short probe when nothing waits; False (read the base tables) while it is rebuilt."""
+        if not self.machinery.running or self._rebuilding:
+            return False
+        row = await (await conn.execute(QUERIES["settle"], prepare=True)).fetchone()
+        if row is None or not row[0]:
+            return False
+        return True if not row[1] else await self.fold_now()
+
+    async def fold_now(self) -> bool:
+        """Fold what is logged so far before returning (after the service's own write); False when
+        that could not be done (a rebuild under way here or in another instance)."""
+        if self._conn is None or self._rebuilding or not self.machinery.rollups_ready:
+            self.kick()
+            return False
+        try:
+            return await self.fold(wait=True) >= 0
+        except Exception as exc:  # the loop notices and recovers; the write itself succeeded
+            logger.warning("change-log fold after a write failed: %s", exc.__class__.__name__)
+            self.kick()
+            return False
+
+    async def fold(self, *, wait: bool = False) -> int:
+        """Fold up to BATCH_ROWS log rows in one transaction; return how many were folded, -1
+        when another instance held the turn."""
+        async with self._lock:
+            conn = self._require()
+            if not await self._take_turn(conn, wait):
+                return -1
+            try:
+                async with conn.transaction():
+                    await conn.execute(QUERIES["take_batch"], {"limit": BATCH_ROWS})
+                    summary = await (await conn.execute(QUERIES["batch_summary"])).fetchone()
+                    assert summary is not None
+                    count, reset, ids = summary
+                    if count == 0:
+                        return 0
+                    if reset:
+                        await conn.execute(QUERIES["mark_stale"], {"note": "an engine table was truncated"})
+                    else:
+                        await conn.execute(QUERIES["delta"])
+                        await conn.execute(ROLLUPS["fold"].encode())
+                        await conn.execute(QUERIES["refresh_search_docs"].encode())
+                    await self._notify(conn, None if reset else ids)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (FOLD_LOCK_KEY,))
+        if reset:
+            self._set_ready(False, False, "an engine table was truncated")
+        elif count >= BATCH_ROWS:
+            self.kick()
+        return int(count)
+
+    async def _take_turn(self, conn: psycopg.AsyncConnection[Any], wait: bool) -> bool:
+        if wait:
+            # Another instance folding takes milliseconds; one rebuilding, far longer: then give way.
+            try:
+                async with conn.transaction():
+                    await conn.execute("SET LOCAL lock_timeout = '1s'")
+                    await conn.execute("SELECT pg_advisory_lock(%s)", (FOLD_LOCK_KEY,))
+                return True
+            except psycopg.errors.LockNotAvailable:
+                return False
+        row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (FOLD_LOCK_KEY,))).fetchone()
+        return bool(row and row[0])
+
+    async def _notify(self, conn: psycopg.AsyncConnection[Any], ids: list[Any] | None) -> None:
+        payload = "*" if ids is None else ",".join(str(i) for i in ids)
+        if len(payload) > NOTIFY_MAX_CHARS:
+            payload = "*"
+        await conn.execute(QUERIES["notify"], {"ids": payload})
+        # This process's cache learns it from its own listener too; dropping the runs now spares
+        # the round trip for the writer's next read.
+        if self.cache is not None:
+            self.cache.apply_notice(payload)
+
+    # --- rebuilding -------------------------------------------------------------------------
+
+    async def rebuild(self, reason: str | None) -> None:
+        """Recompute roll-ups and search documents from the base tables (see rollups/queries.sql)."""
+        async with self._lock:
+            conn = self._require()
+            if not await self._take_turn(conn, wait=False):
+                return  # another process is rebuilding or folding; look again next cycle
+            self._rebuilding = True
+            try:
+                started = time.perf_counter()
+                logger.warning("rebuilding statistics roll-ups and search documents: %s", reason)
+                await conn.execute(QUERIES["mark_stale"], {"note": f"rebuilding: {reason}"})
+                self._set_ready(False, False, f"rebuilding: {reason}")
+                await asyncio.sleep(REBUILD_GRACE)
+                async with conn.transaction():
+                    await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    await conn.execute(ROLLUPS["rebuild"].encode())
+                    await conn.execute(QUERIES["rebuild_search_docs"].encode())
+                    await conn.execute(QUERIES["mark_ready"].encode())
+                    await self._notify(conn, None)
+                for table in (*ROLLUP_TABLES, "migration_api_search_docs"):
+                    await conn.execute(f"ANALYZE {table}")
+                logger.info("roll-ups and search documents rebuilt in %.1f s", time.perf_counter() - started)
+            finally:
+                self._rebuilding = False
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (FOLD_LOCK_KEY,))
+        self._set_ready(True, True, None)
+
+    async def _repair(self, reason: str) -> None:
+        """Our own tables are damaged (dropped by hand): reapply the baseline, then rebuild."""
+        self._set_ready(False, False, f"repairing: {reason}")
+        if self.repair is None:
+            raise RuntimeError(f"the service's tables are damaged ({reason}) and no repair is configured")
+        logger.warning("service tables damaged (%s): reapplying the schema's baseline", reason)
+        await anyio.to_thread.run_sync(self.repair, self.url, self.schema)
+        await self._close()
+        await self._connect()
+
+    # --- state ------------------------------------------------------------------------------
+
+    def _set_ready(self, rollups: bool, search: bool, note: str | None) -> None:
+        m = self.machinery
+        m.rollups_ready, m.search_ready, m.note = rollups, search, note
+        if self.cache is not None:
+            self.cache.fresh = rollups and search
+
+    def _require(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is None:
+            raise RuntimeError("the folder is not connected")
+        return self._conn
+
+
+async def stop(task: asyncio.Task[None] | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,90 @@
+-- The change log's reader: what changelog/folder.py runs. Loaded by name (db/sqlfile.py).
+-- The log (migration_api_changes) and its triggers are created by db/migrations/0009_change_log.sql.
+
+-- name: create_temp_tables
+-- The folder's own connection keeps these for its life; each fold empties them at commit.
+CREATE TEMP TABLE IF NOT EXISTS migration_api_fold_batch (
+    run_id UUID, s SMALLINT, created_at TIMESTAMPTZ, status TEXT, record_type TEXT,
+    total_duration DOUBLE PRECISION, success BOOLEAN, error_message TEXT) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS migration_api_fold_delta (
+    created_at TIMESTAMPTZ, status TEXT, record_type TEXT, total_duration DOUBLE PRECISION,
+    success BOOLEAN, error_message TEXT, s INTEGER) ON COMMIT DELETE ROWS;
+
+-- name: state
+-- Once per cycle: what is derived and current, whether the log survived (its sentinel row is
+-- gone after a crash of the server emptied the unlogged tables), and whether anything waits.
+SELECT m.rollups_ready, m.search_ready, m.note,
+       EXISTS (SELECT 1 FROM migration_api_log_alive),
+       EXISTS (SELECT 1 FROM migration_api_changes)
+  FROM migration_api_machinery m;
+
+-- name: settle
+-- Before a read of derived data: is it current, and does anything wait in the log?
+SELECT m.rollups_ready AND m.search_ready, EXISTS (SELECT 1 FROM migration_api_changes)
+  FROM migration_api_machinery m;
+
+-- name: take_batch
+-- Move up to %(limit)s log rows (the oldest pages first) into this transaction's batch.
+WITH moved AS (
+    DELETE FROM migration_api_changes
+     WHERE ctid = ANY (ARRAY (SELECT ctid FROM migration_api_changes LIMIT %(limit)s))
+    RETURNING run_id, s, created_at, status, record_type, total_duration, success, error_message)
+INSERT INTO migration_api_fold_batch (run_id, s, created_at, status, record_type, total_duration, success, error_message)
+SELECT run_id, s, created_at, status, record_type, total_duration, success, error_message FROM moved;
+
+-- name: batch_summary
+-- How many rows, whether a TRUNCATE is among them, and the runs to drop from caches.
+SELECT count(*), coalesce(bool_or(run_id IS NULL), false),
+       coalesce(array_agg(DISTINCT run_id) FILTER (WHERE run_id IS NOT NULL), '{}')
+  FROM migration_api_fold_batch;
+
+-- name: delta
+-- The batch as roll-up deltas: a run's old and new row cancel when they agree on every rolled-up
+-- column (a heartbeat), and non-finite durations count as none.
+INSERT INTO migration_api_fold_delta (created_at, status, record_type, total_duration, success, error_message, s)
+SELECT created_at, status, record_type,
+       CASE WHEN total_duration > '-Infinity'::float8 AND total_duration < 'Infinity'::float8 THEN total_duration END,
+       success, error_message, sum(s)
+  FROM migration_api_fold_batch
+ WHERE s <> 0 AND run_id IS NOT NULL
+ GROUP BY run_id, created_at, status, record_type, total_duration, success, error_message
+HAVING sum(s) <> 0;
+
+-- name: refresh_search_docs
+-- The search documents of the batch's runs, as they are now (a deleted run loses its document).
+DELETE FROM migration_api_search_docs d
+ USING (SELECT DISTINCT run_id FROM migration_api_fold_batch WHERE s <> 0) b
+ WHERE d.id = b.run_id;
+INSERT INTO migration_api_search_docs (id, doc)
+SELECT r.id, migration_api_search_document(r.file_path, r.record_type, r.status, r.error_message, r.id)
+  FROM migration_runs r
+ WHERE r.id IN (SELECT run_id FROM migration_api_fold_batch WHERE s <> 0);
+
+-- name: rebuild_search_docs
+-- Every run's document, in the rebuild's snapshot; the trigram index is built after the rows.
+TRUNCATE migration_api_search_docs;
+DROP INDEX IF EXISTS migration_api_search_docs_trgm_idx;
+INSERT INTO migration_api_search_docs (id, doc)
+SELECT id, migration_api_search_document(file_path, record_type, status, error_message, id) FROM migration_runs;
+DO $$ DECLARE trgm_schema TEXT; BEGIN
+    SELECT extnamespace::regnamespace::text INTO trgm_schema FROM pg_extension WHERE extname = 'pg_trgm';
+    IF trgm_schema IS NOT NULL THEN
+        EXECUTE format('CREATE INDEX IF NOT EXISTS migration_api_search_docs_trgm_idx '
+                       'ON migration_api_search_docs USING gin (doc %I.gin_trgm_ops)', trgm_schema);
+    END IF;
+END $$;
+
+-- name: mark_stale
+UPDATE migration_api_machinery SET rollups_ready = false, search_ready = false, note = %(note)s;
+
+-- name: mark_ready
+DELETE FROM migration_api_log_alive;
+INSERT INTO migration_api_log_alive (alive) VALUES (true);
+UPDATE migration_api_machinery SET rollups_ready = true, search_ready = true, rebuilt_at = now(), note = NULL;
+
+-- name: analyze
+ANALYZE migration_api_search_docs;
+
+-- name: notify
+-- The runs whose cached copies every process drops ('*': all of them).
+SELECT pg_notify('migration_api_runs', %(ids)s);

@@ -1,0 +1,19 @@
+"""Named SQL blocks from a .sql file: `-- name: x` starts block x, which runs to the next name.
+
+The service's statements live as SQL text (as procrastinate keeps its queries.sql); a block may
+hold several statements when it takes no parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+def load_queries(path: Path) -> dict[str, str]:
+    text = path.read_text(encoding="utf-8")
+    parts = _NAME.split(text)
+    # parts: [preamble, name1, body1, name2, body2, ...]
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
