@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 RUNS   ?= 1000000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint fmt seed migrate bench bench-writes clean-db
+.PHONY: help install run test lint fmt seed migrate uninstall bench bench-writes clean-db
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
@@ -34,8 +34,11 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-migrate: $(STAMP) ## Create missing tables and indexes in the configured database, then exit
-	$(BIN)/python -m db.migrate
+migrate: $(STAMP) ## Create missing tables and indexes in the configured database, then exit (DRY_RUN=1: print the SQL)
+	$(BIN)/python -m db.migrate $(if $(DRY_RUN),--dry-run)
+
+uninstall: $(STAMP) ## Remove the service's triggers, indexes, functions and tables, never the engines' (DRY_RUN=1: print the SQL)
+	$(BIN)/python -m db.uninstall $(if $(DRY_RUN),--dry-run)
 
 seed: $(STAMP) ## Fill the database with realistic demo runs, states and checkpoints (N=500)
 	$(BIN)/python -m db.seed --runs $${N:-500}

@@ -67,22 +67,27 @@ def check_transition(current: str, target: str) -> None:
 
 
 def outcome(
-    status: str, created_at: datetime, now: datetime, given: Mapping[str, Any]
-) -> dict[str, datetime | float | bool]:
+    status: str, created_at: datetime | None, now: datetime, given: Mapping[str, Any]
+) -> dict[str, datetime | float | bool | None]:
     """`completed_at`, `total_duration` and `success` of a run entering the final `status`.
 
     A value the caller gave (not None) wins; otherwise `completed_at` is `now`, `total_duration`
     the seconds from `created_at` to `completed_at` (never negative, whatever the clocks say), and
-    `success` is true only for 'completed'.
+    `success` is true only for 'completed'. Without a `created_at` (an engine stored one Python
+    cannot hold, such as 'infinity') there is no duration to derive: it stays null.
     """
     completed_at: datetime = given.get("completed_at") or now
     duration = given.get("total_duration")
-    if duration is None:
+    if duration is None and created_at is not None:
         duration = max(0.0, (completed_at - created_at).total_seconds())
     success = given.get("success")
     if success is None:
         success = status == COMPLETED
-    return {"completed_at": completed_at, "total_duration": float(duration), "success": bool(success)}
+    return {
+        "completed_at": completed_at,
+        "total_duration": None if duration is None else float(duration),
+        "success": bool(success),
+    }
 
 
 def _refuse_outcome_on_unfinished(status: str, fields: Mapping[str, Any]) -> None:
@@ -107,7 +112,9 @@ def plan_create(fields: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     return {**fields, "created_at": created_at, **outcome(status, created_at, now, fields)}
 
 
-def plan_update(current_status: str, created_at: datetime, changes: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+def plan_update(
+    current_status: str, created_at: datetime | None, changes: Mapping[str, Any], now: datetime
+) -> dict[str, Any]:
     """The columns a PATCH (or cancel) writes to a run now in `current_status`.
 
     Raises Conflict for a refused transition and DomainError (400) for an outcome that would leave

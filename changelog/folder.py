@@ -157,8 +157,11 @@ class Folder:
         if row is None:
             await self._repair("the machinery row is missing")
             return
-        rollups_ready, search_ready, note, log_alive, backlog = row
+        rollups_ready, search_ready, note, log_alive, backlog, missing = row
         self.machinery.backlog = bool(backlog)
+        if missing:
+            await self._repair(f"{missing} of the service's tables missing")
+            return
         if not log_alive:
             await self.rebuild("the change log was emptied (server crash or restore)" if rollups_ready else note)
         elif not (rollups_ready and search_ready):
@@ -166,7 +169,11 @@ class Folder:
         else:
             self._set_ready(True, True, None)
             if backlog:
-                await self.fold()
+                try:
+                    await self.fold()
+                except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
+                    await self._repair(f"a fold failed ({str(exc).strip().splitlines()[0]})")
+                    return
         self.machinery.last_fold = time.monotonic()
 
     def kick(self) -> None:

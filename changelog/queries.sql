@@ -12,10 +12,19 @@ CREATE TEMP TABLE IF NOT EXISTS migration_api_fold_delta (
 
 -- name: state
 -- Once per cycle: what is derived and current, whether the log survived (its sentinel row is
--- gone after a crash of the server emptied the unlogged tables), and whether anything waits.
+-- gone after a crash of the server emptied the unlogged tables), whether anything waits, and how
+-- many of the service's own tables are missing (dropped by hand: the folder repairs).
 SELECT m.rollups_ready, m.search_ready, m.note,
        EXISTS (SELECT 1 FROM migration_api_log_alive),
-       EXISTS (SELECT 1 FROM migration_api_changes)
+       EXISTS (SELECT 1 FROM migration_api_changes),
+       (SELECT count(*) FROM unnest(ARRAY[
+            'migration_api_run_counts_hour', 'migration_api_run_counts_day', 'migration_api_run_counts_total',
+            'migration_api_duration_hist_hour', 'migration_api_duration_hist_day',
+            'migration_api_duration_hist_total', 'migration_api_duration_hist_type',
+            'migration_api_duration_hist_all', 'migration_api_duration_bins_hour',
+            'migration_api_duration_bins_day', 'migration_api_error_counts_day',
+            'migration_api_search_docs']) AS t (name)
+         WHERE to_regclass(t.name) IS NULL) AS missing
   FROM migration_api_machinery m;
 
 -- name: settle

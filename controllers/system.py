@@ -9,7 +9,7 @@ from litestar import Controller, Response, get
 from litestar.datastructures import State
 
 from controllers.common import error_responses
-from dto.common import ApiInfo, ApiLinks, DatabaseHealth, Health
+from dto.common import ApiInfo, ApiLinks, DatabaseHealth, DerivedHealth, Health
 from errors import logger
 
 API_NAME = "Migration-Accelerators API"
@@ -74,5 +74,14 @@ class SystemController(Controller):
                     schema_version=state.schema_version,
                     embedded=state.embedded is not None,
                 ),
+                derived=_derived(state),
             )
         )
+
+
+def _derived(state: State) -> DerivedHealth:
+    folder = state.folder
+    if folder is None:
+        return DerivedHealth(status="off", note="no change log installed: statistics and search read the base tables")
+    m = folder.machinery
+    return DerivedHealth(status=m.status, note=m.note, backlog=m.backlog)

@@ -11,6 +11,7 @@ from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 from config import Settings
+from db.loaders import load_json, tolerant_adapters
 
 # A connection not handed out for longer than this is checked (one round trip) before use; a busy
 # pool skips the check. (A `reset` callback would be the natural place to note the return time,
@@ -37,9 +38,12 @@ async def _check_if_idle(conn: psycopg.AsyncConnection[Any]) -> None:
 
 
 def create_pool(url: str, settings: Settings) -> AsyncConnectionPool:
-    """A pool of autocommit connections (opened by the caller with `await pool.open()`)."""
+    """A pool of autocommit connections (opened by the caller with `await pool.open()`).
+
+    Their adapters read what engines store that Python cannot hold (db/loaders.py).
+    """
     # msgspec parses and writes JSONB several times faster than the json module.
-    set_json_loads(msgspec.json.decode)
+    set_json_loads(load_json)
     set_json_dumps(msgspec.json.encode)
     return AsyncConnectionPool(
         url,
@@ -53,5 +57,6 @@ def create_pool(url: str, settings: Settings) -> AsyncConnectionPool:
             "autocommit": True,
             "options": connection_options(settings),
             "application_name": "migration-api",
+            "context": tolerant_adapters(),
         },
     )

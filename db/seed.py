@@ -71,26 +71,28 @@ class SeedCheckpointFactory(MsgspecFactory[CheckpointRead]):
 
 def build_run() -> tuple[RunRead, list[StateRead], list[CheckpointRead]]:
     run = SeedRunFactory.build()
+    created_at = run.created_at
+    assert created_at is not None  # the factory sets it (RunRead allows null for what engines store)
     duration = rng.lognormvariate(3.5, 1.0)
     terminal = run.status in {"completed", "failed", "cancelled"}
     steps = {"completed": 6, "failed": rng.randint(2, 5), "pending": 0}.get(run.status, rng.randint(1, 5))
     total = rng.randint(100, 50_000)
     if terminal:
-        run.completed_at = run.created_at + timedelta(seconds=duration)
+        run.completed_at = created_at + timedelta(seconds=duration)
         run.updated_at = run.completed_at
         run.total_duration = round(duration, 3)
         run.success = run.status == "completed"
         if run.status == "failed":
             run.error_message = rng.choice(ERRORS).format(n=rng.randint(1, total))
     else:
-        run.updated_at = run.created_at + timedelta(seconds=duration * steps / 6)
+        run.updated_at = created_at + timedelta(seconds=duration * steps / 6)
     step_time = timedelta(seconds=duration / 6)
     states = [
         SeedStateFactory.build(
             run_id=run.id,
             step_name=STEPS[k],
             step_order=k + 1,
-            created_at=run.created_at + k * step_time,
+            created_at=created_at + k * step_time,
             state_data={
                 "step": STEPS[k],
                 "status": "error" if run.status == "failed" and k == steps - 1 else "ok",
@@ -105,7 +107,7 @@ def build_run() -> tuple[RunRead, list[StateRead], list[CheckpointRead]]:
         SeedCheckpointFactory.build(
             run_id=run.id,
             checkpoint_name=name,
-            created_at=run.created_at + k * step_time,
+            created_at=created_at + k * step_time,
             state_data={"completed_steps": list(STEPS[:k]), "resume_token": uuid.uuid4().hex[:16]},
         )
         for k, name in ((2, "after_file_reading"), (4, "after_data_transformation"))

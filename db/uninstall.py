@@ -48,7 +48,9 @@ def quote_ident(name: str) -> str:
 
 def uninstall_statements(path: Path = UNINSTALL_FILE) -> list[str]:
     """The statements of db/uninstall.sql, in order (split as db/schema.py splits a migration)."""
-    return Migration(version=0, name="uninstall", text=path.read_text(encoding="utf-8"), transactional=False).statements()
+    return Migration(
+        version=0, name="uninstall", text=path.read_text(encoding="utf-8"), transactional=False
+    ).statements()
 
 
 def is_concurrent(statement: str) -> bool:
@@ -97,8 +99,8 @@ def uninstall(url: str, schema: str) -> UninstallReport:
         row = conn.execute(SELECT_SERVICE_CONNECTIONS).fetchone()
         if row and row[0]:
             logger.warning(
-                "%d connections of the service are open on this database: a running instance serving "
-                "schema %s reinstalls what this removes; stop it first",
+                "%d connections of the service are open on this database (for this schema or another): "
+                "an instance serving schema %s reinstalls what this removes; stop it first",
                 row[0],
                 schema,
             )
@@ -153,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         url = embedded.url
     try:
         report = uninstall(url, settings.db_schema)
-    except RuntimeError as exc:
+    except (RuntimeError, psycopg.Error) as exc:
+        # Statements are idempotent: once the cause is fixed, running it again finishes the job.
         print(f"uninstall failed: {exc}", file=sys.stderr)
         return 1
     finally:

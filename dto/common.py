@@ -6,6 +6,11 @@ from typing import Any
 
 import msgspec
 
+# What a read serves for a value an engine wrote that JSON or Python cannot carry (README, "Values
+# written by engines"); the API itself never writes one.
+STORED_TIME_NOTE = "; null if stored as 'infinity', '-infinity' or outside the years 1 to 9999"
+STORED_DURATION_NOTE = "; null if stored as NaN, Infinity or -Infinity"
+
 
 class ErrorDetail(msgspec.Struct):
     """Where a validation error was found and what was wrong."""
@@ -50,6 +55,18 @@ class DatabaseHealth(msgspec.Struct):
     embedded: bool
 
 
+class DerivedHealth(msgspec.Struct):
+    """The data the service derives from the engines' change log (roll-ups, search documents):
+    "ready"; "rebuilding" (statistics and search read the base tables meanwhile); "stopped" (the
+    folder lost its connection and retries); "off" (no change log installed)."""
+
+    status: str = "off"
+    note: str | None = None
+    # Whether log rows waited to be folded at the folder's last look.
+    backlog: bool = False
+
+
 class Health(msgspec.Struct):
     status: str
     database: DatabaseHealth
+    derived: DerivedHealth

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import msgspec
 
+from dto.common import STORED_DURATION_NOTE, STORED_TIME_NOTE
 from dto.validation import NUL_FREE_PATTERN
 
 FilePath = Annotated[
@@ -52,16 +53,23 @@ class RunStatus(StrEnum):
 
 
 class RunRead(msgspec.Struct):
-    """One migration run as stored."""
+    """One migration run as stored. Rows engines wrote may carry statuses the API does not know,
+    negative durations and times it cannot represent; see the field descriptions."""
 
     id: uuid.UUID
     file_path: str
     record_type: str
-    status: str
-    created_at: datetime
-    updated_at: datetime
-    completed_at: datetime | None
-    total_duration: float | None
+    status: Annotated[str, msgspec.Meta(description="The run's status as stored (engines may use others)")]
+    created_at: Annotated[datetime | None, msgspec.Meta(description="When the run was created" + STORED_TIME_NOTE)]
+    updated_at: Annotated[datetime | None, msgspec.Meta(description="When the run row last changed" + STORED_TIME_NOTE)]
+    completed_at: Annotated[
+        datetime | None,
+        msgspec.Meta(description="When the run finished (null while it runs)" + STORED_TIME_NOTE),
+    ]
+    total_duration: Annotated[
+        float | None,
+        msgspec.Meta(description="Seconds from creation to completion, as stored" + STORED_DURATION_NOTE),
+    ]
     success: bool | None
     error_message: str | None
 

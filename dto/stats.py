@@ -15,9 +15,10 @@ PERCENTILE_NOTE = (
 
 
 class DurationStats(msgspec.Struct):
-    """Durations (`total_duration`, seconds) of the runs that have one. `PERCENTILE_NOTE` applies."""
+    """Durations (`total_duration`, seconds) of the runs that have one: a NaN or infinite value an
+    engine stored counts as none. `PERCENTILE_NOTE` applies."""
 
-    count: Annotated[int, msgspec.Meta(ge=0, description="Runs with a duration")]
+    count: Annotated[int, msgspec.Meta(ge=0, description="Runs with a finite duration")]
     p50: Annotated[float | None, msgspec.Meta(description="Median seconds (within 2 %); null without durations")]
     p90: Annotated[float | None, msgspec.Meta(description="90th percentile, seconds (within 2 %)")]
     p99: Annotated[float | None, msgspec.Meta(description="99th percentile, seconds (within 2 %)")]
@@ -41,7 +42,7 @@ class StatsGroup(msgspec.Struct):
     succeeded: Annotated[int, msgspec.Meta(ge=0, description="Runs with `success` true")]
     finished: Annotated[int, msgspec.Meta(ge=0, description="Runs with `success` set (true or false)")]
     success_rate: Annotated[float | None, msgspec.Meta(description="succeeded / finished, 4 decimals")]
-    average_duration: Annotated[float | None, msgspec.Meta(description="Mean `total_duration`, seconds")]
+    average_duration: Annotated[float | None, msgspec.Meta(description="Mean of the finite `total_duration`s, seconds")]
     duration: DurationStats
 
 
@@ -58,7 +59,8 @@ class MigrationStats(msgspec.Struct):
         msgspec.Meta(description="Runs with `success` true / runs with `success` set, in the window; 4 decimals"),
     ] = msgspec.field(default=None)
     average_duration: Annotated[
-        float | None, msgspec.Meta(description="Mean `total_duration` in the window, seconds; 3 decimals")
+        float | None,
+        msgspec.Meta(description="Mean of the finite `total_duration`s in the window, seconds; 3 decimals"),
     ] = None
     since: Annotated[datetime | None, msgspec.Meta(description="Start of the window (inclusive), as given")] = None
     until: Annotated[datetime | None, msgspec.Meta(description="End of the window (exclusive), as given")] = None

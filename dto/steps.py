@@ -8,6 +8,7 @@ from typing import Annotated, Any, Final
 
 import msgspec
 
+from dto.common import STORED_TIME_NOTE
 from dto.validation import NUL_FREE_PATTERN, find_nul
 
 # Deeper documents are refused with a 400 before PostgreSQL's parser runs out of stack on them.
@@ -70,7 +71,7 @@ class StateRead(msgspec.Struct):
     run_id: uuid.UUID
     step_name: str
     state_data: dict[str, Any]
-    created_at: datetime
+    created_at: Annotated[datetime | None, msgspec.Meta(description="When the state was recorded" + STORED_TIME_NOTE)]
     step_order: int
     metadata: dict[str, Any] | None
 
@@ -82,7 +83,7 @@ class CheckpointRead(msgspec.Struct):
     run_id: uuid.UUID
     checkpoint_name: str
     state_data: dict[str, Any]
-    created_at: datetime
+    created_at: Annotated[datetime | None, msgspec.Meta(description="When the checkpoint was taken" + STORED_TIME_NOTE)]
     metadata: dict[str, Any] | None
 
 

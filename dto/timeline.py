@@ -8,6 +8,8 @@ from typing import Annotated
 
 import msgspec
 
+from dto.common import STORED_DURATION_NOTE, STORED_TIME_NOTE
+
 MEDIAN_NOTE = (
     "The median of a step is taken over the most recent runs of the same record type (at most "
     "`reference_runs`, newest by `created_at`, this run excluded) that have a duration for that step."
@@ -19,16 +21,21 @@ class TimelineStep(msgspec.Struct):
 
     step_order: int
     step_name: str
-    started_at: Annotated[datetime, msgspec.Meta(description="`created_at` of the step's state")]
+    started_at: Annotated[
+        datetime | None, msgspec.Meta(description="`created_at` of the step's state" + STORED_TIME_NOTE)
+    ]
     ended_at: Annotated[
         datetime | None,
         msgspec.Meta(
             description=(
                 "`created_at` of the next state; for the last step the run's `completed_at` (null while running)"
+                + STORED_TIME_NOTE
             )
         ),
     ]
-    duration_seconds: Annotated[float | None, msgspec.Meta(description="ended_at - started_at, seconds")]
+    duration_seconds: Annotated[
+        float | None, msgspec.Meta(description="ended_at - started_at, seconds; null if either is null")
+    ]
     median_seconds: Annotated[
         float | None, msgspec.Meta(description="Median duration of this step for the record type (see `MEDIAN_NOTE`)")
     ]
@@ -44,9 +51,11 @@ class RunTimeline(msgspec.Struct):
     run_id: uuid.UUID
     record_type: str
     status: str
-    created_at: datetime
-    completed_at: datetime | None
-    total_duration: float | None
+    created_at: Annotated[datetime | None, msgspec.Meta(description="The run's `created_at`" + STORED_TIME_NOTE)]
+    completed_at: Annotated[datetime | None, msgspec.Meta(description="The run's `completed_at`" + STORED_TIME_NOTE)]
+    total_duration: Annotated[
+        float | None, msgspec.Meta(description="The run's `total_duration`" + STORED_DURATION_NOTE)
+    ]
     reference_runs: Annotated[
         int, msgspec.Meta(ge=0, description="Recent runs of this record type the medians were taken over")
     ]

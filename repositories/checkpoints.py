@@ -11,6 +11,7 @@ from psycopg.rows import args_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from db.loaders import fetch_all
 from dto.steps import CheckpointCreate, CheckpointRead
 
 CHECKPOINT_COLUMNS: Final = "id, run_id, checkpoint_name, state_data, created_at, metadata"
@@ -40,8 +41,7 @@ class CheckpointsRepository:
     async def list_for_run(self, run_id: uuid.UUID) -> list[CheckpointRead] | None:
         """The run's checkpoints, oldest first; None when there is no such run."""
         async with self.pool.connection() as conn:
-            cur = await conn.execute(SELECT_CHECKPOINTS_OF_RUN, {"run_id": run_id}, prepare=True, binary=True)
-            rows = await cur.fetchall()
+            rows = await fetch_all(conn, SELECT_CHECKPOINTS_OF_RUN, {"run_id": run_id}, prepare=True)
         return [CheckpointRead(*row) for row in rows if row[0] is not None] if rows else None
 
     async def get(self, run_id: uuid.UUID, checkpoint_id: uuid.UUID) -> CheckpointRead | None:

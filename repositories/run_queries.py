@@ -22,6 +22,8 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import math
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +31,8 @@ from datetime import datetime
 from typing import Any, Final
 
 import msgspec
+
+from db.loaders import OutOfRange
 
 RUN_COLUMNS: Final = (
     "id, file_path, record_type, status, created_at, updated_at, completed_at, total_duration, success, error_message"
@@ -151,7 +155,7 @@ class RunQuery:
 
     def encode_cursor(self, rank: int, values: Sequence[Any]) -> str:
         """A next-page token after the row with these `key_columns` values."""
-        token = msgspec.json.encode(Cursor(CURSOR_VERSION, self.query_hash(), rank, list(values)))
+        token = msgspec.json.encode(Cursor(CURSOR_VERSION, self.query_hash(), rank, [_cursor_value(v) for v in values]))
         return base64.urlsafe_b64encode(token).rstrip(b"=").decode()
 
 
@@ -232,6 +236,24 @@ def _keyset_spec(query: RunQuery, cursor: Cursor) -> Spec:
     return f"({first} {op}= %s AND {row})", [values[0], *values]
 
 
+# PostgreSQL's text of a timestamp `datetime` cannot hold (TimeZone UTC, DateStyle ISO).
+_OUT_OF_RANGE_TIMESTAMP: Final = re.compile(
+    r"-?infinity"
+    r"|[0-9]{4,}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?[+-][0-9]{2}(:[0-9]{2}){0,2}( BC)?"
+)
+_TIMESTAMP_COLUMNS: Final = frozenset({"created_at", "updated_at", "completed_at"})
+
+
+def _cursor_value(value: Any) -> Any:
+    """A sort value as a cursor carries it. JSON would turn a NaN or infinite duration into null and
+    has no timestamp beyond `datetime`: those become text, which they are read back from."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, OutOfRange):
+        return str(value)
+    return value
+
+
 _CURSOR_TYPES: Final[dict[str, Any]] = {
     "created_at": datetime,
     "updated_at": datetime,
@@ -244,8 +266,15 @@ _CURSOR_TYPES: Final[dict[str, Any]] = {
 
 
 def _typed_cursor_values(columns: tuple[str, ...], values: list[Any]) -> list[Any]:
+    """The cursor's values as query parameters; a timestamp in PostgreSQL's text stays text (the
+    server parses it as the column's type)."""
     try:
-        return [msgspec.convert(v, _CURSOR_TYPES[c], strict=False) for c, v in zip(columns, values, strict=True)]
+        return [
+            v
+            if c in _TIMESTAMP_COLUMNS and isinstance(v, str) and _OUT_OF_RANGE_TIMESTAMP.fullmatch(v)
+            else msgspec.convert(v, _CURSOR_TYPES[c], strict=False)
+            for c, v in zip(columns, values, strict=True)
+        ]
     except (msgspec.ValidationError, ValueError):
         raise QueryError("cursor", "not a cursor issued by this API (take it from the Link header)") from None
 

@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from cache import RunCache
 from changelog import settle
+from db.loaders import fetch_all, fetch_keeping, fetch_one, for_wire
 from dto.runs import RunRead, body_etag
 from repositories.run_queries import (
     RANKED_TIERS,
@@ -34,6 +35,8 @@ from repositories.run_queries import (
 SELECT_RUN_BY_ID: Final = f"SELECT {RUN_COLUMNS} FROM migration_runs WHERE id = %(id)s"
 SELECT_RUNS_BY_IDS: Final = f"SELECT {RUN_COLUMNS} FROM migration_runs WHERE id = ANY(%(ids)s)"
 RUN_FIELDS: Final = len(RUN_COLUMNS.split(","))
+# Position of each column in RUN_COLUMNS (the sort key of a page's last row is its cursor).
+RUN_COLUMN_INDEX: Final = {name.strip(): i for i, name in enumerate(RUN_COLUMNS.split(","))}
 RUN_EXISTS: Final = "SELECT 1 FROM migration_runs WHERE id = %(id)s"
 INSERT_RUN: Final = f"""
     INSERT INTO migration_runs (id, file_path, record_type, status, created_at, updated_at,
@@ -141,8 +144,7 @@ class RunsRepository:
 
     async def get(self, run_id: uuid.UUID) -> RunRead | None:
         async with self.pool.connection() as conn:
-            cur = await conn.execute(SELECT_RUN_BY_ID, {"id": run_id}, prepare=True, binary=True)
-            row = await cur.fetchone()
+            row = await fetch_one(conn, SELECT_RUN_BY_ID, {"id": run_id}, prepare=True)
         return None if row is None else RunRead(*row)
 
     async def exists(self, run_id: uuid.UUID) -> bool:
@@ -164,23 +166,24 @@ class RunsRepository:
         columns = query.key_columns if cache is not None else RUN_COLUMNS
         generation = cache.generation if cache is not None else 0
         async with self.pool.connection() as conn:
+            # Binary rows: PostgreSQL sends and psycopg's C loaders read them for the least CPU on
+            # both sides (which share this machine's cores). A timestamp they cannot read comes
+            # back as its text (`as_text`): exact for the cursor, null on the wire.
             if query.q is None:
-                # Binary rows: PostgreSQL sends and psycopg's C loaders read them for the least CPU
-                # on both sides (which share this machine's cores).
                 statement, params = build_list(query, cursor, columns)
-                rows = await (await conn.execute(statement, params, binary=True)).fetchall()
+                rows, as_text = await fetch_keeping(conn, statement, params)
             else:
                 # The search documents, when current and holding every committed write.
                 indexed = await settle(self.pool, conn)
-                rows = await self._search_rows(conn, query, cursor, columns, indexed)
+                rows, as_text = await self._search_rows(conn, query, cursor, columns, indexed)
             more = len(rows) > query.limit
             rows = rows[: query.limit]
             if not rows:
                 return Page(b"[]", None)
             rank = 0 if query.q is None else rows[-1][-1]
             if cache is None:
-                runs = [RunRead(*r[:RUN_FIELDS]) for r in rows]
-                last = [getattr(runs[-1], c) for c in query.sort.columns]
+                runs = [RunRead(*(for_wire(r[:RUN_FIELDS]) if as_text else r[:RUN_FIELDS])) for r in rows]
+                last = [rows[-1][RUN_COLUMN_INDEX[c]] for c in query.sort.columns]
                 return Page(msgspec.json.encode(runs), query.encode_cursor(rank, last) if more else None)
             width = len(query.sort.columns)
             body = await self._assemble(conn, cache, [r[width - 1] for r in rows], generation)
@@ -202,35 +205,37 @@ class RunsRepository:
                 missing.append(run_id)
             parts.append(None if hit is None else hit[0])
         if missing:
-            cur = await conn.execute(SELECT_RUNS_BY_IDS, {"ids": missing}, prepare=True, binary=True)
-            fetched = {row[0]: self._encoded(RunRead(*row), generation)[0] for row in await cur.fetchall()}
+            rows = await fetch_all(conn, SELECT_RUNS_BY_IDS, {"ids": missing}, prepare=True)
+            fetched = {row[0]: self._encoded(RunRead(*row), generation)[0] for row in rows}
             parts = [fetched.get(run_id) if part is None else part for part, run_id in zip(parts, run_ids, strict=True)]
         return b"[" + b",".join(part for part in parts if part is not None) + b"]"
 
     async def _search_rows(
         self, conn: AsyncConnection[Any], query: RunQuery, cursor: Cursor | None, columns: str, indexed: bool
-    ) -> list[Any]:
-        """limit + 1 ranked rows after `offset`/`cursor`. The exact and prefix tiers are cheap index
-        probes and often fill the page; the substring tier is queried only for what they leave.
+    ) -> tuple[list[Any], bool]:
+        """limit + 1 ranked rows after `offset`/`cursor`, and whether they were read as text (see
+        `page`). The exact and prefix tiers are cheap index probes and often fill the page; the
+        substring tier is queried only for what they leave.
 
         Search is planned for its actual term (prepare=False): whether the trigram index or an
         ordered scan is cheaper depends on how common the term is, which a generic plan cannot know.
         """
         want, offset = query.limit + 1, query.offset
         rows: list[Any] = []
+        as_text = False
         if cursor is None or cursor.rank < SUBSTRING_TIER:
             statement, params = build_search(query, cursor, RANKED_TIERS, want + offset, 0, columns, indexed)
-            rows = await (await conn.execute(statement, params, prepare=False)).fetchall()
+            rows, as_text = await fetch_keeping(conn, statement, params, prepare=False)
             if len(rows) >= want + offset:
-                return rows[offset : offset + want]
+                return rows[offset : offset + want], as_text
         skip = max(0, offset - len(rows))
         rows = rows[offset:]
         tier_cursor = cursor if cursor is not None and cursor.rank == SUBSTRING_TIER else None
         statement, params = build_search(
             query, tier_cursor, (SUBSTRING_TIER,), want - len(rows), skip, columns, indexed
         )
-        rows += await (await conn.execute(statement, params, prepare=False)).fetchall()
-        return rows
+        more, more_as_text = await fetch_keeping(conn, statement, params, prepare=False)
+        return rows + more, as_text or more_as_text
 
     async def count(self, query: RunQuery, *, exact: bool) -> int:
         """How many runs the query matches: counted, or the planner's estimate (no scan)."""

@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from cache import RunCache
+from db.loaders import fetch_all
 from dto.steps import StateCreate, StateRead
 
 STATE_COLUMNS: Final = "id, run_id, step_name, state_data, created_at, step_order, metadata"
@@ -63,8 +64,7 @@ class StatesRepository:
     async def list_for_run(self, run_id: uuid.UUID) -> list[StateRead] | None:
         """The run's states by step order; None when there is no such run."""
         async with self.pool.connection() as conn:
-            cur = await conn.execute(SELECT_STATES_OF_RUN, {"run_id": run_id}, prepare=True, binary=True)
-            rows = await cur.fetchall()
+            rows = await fetch_all(conn, SELECT_STATES_OF_RUN, {"run_id": run_id}, prepare=True)
         return [StateRead(*row) for row in rows if row[0] is not None] if rows else None
 
     async def get(self, run_id: uuid.UUID, state_id: uuid.UUID) -> StateRead | None:

@@ -44,9 +44,15 @@ DAY: Final = timedelta(days=1)
 LOW: Final = datetime(1, 1, 1, tzinfo=UTC)
 HIGH: Final = datetime(9999, 12, 31, tzinfo=UTC)
 GROUP_KEYS: Final = ("status", "record_type")
+# A duration is a finite `total_duration`: engines may write NaN or ±Infinity, which count as no
+# duration (in PostgreSQL NaN sorts above Infinity, so this excludes it too). Negative and huge
+# finite ones count as they are.
+HAS_DURATION: Final = "total_duration > '-Infinity'::float8 AND total_duration < 'Infinity'::float8"
 # One row per (status, record_type): n, succeeded, finished, dur_n, dur_sum, dur_max.
-_COUNT_AGGREGATES: Final = """count(*), count(*) FILTER (WHERE success), count(success), count(total_duration),
-           coalesce(sum(total_duration::numeric), 0), max(total_duration)"""
+_COUNT_AGGREGATES: Final = f"""count(*), count(*) FILTER (WHERE success), count(success),
+           count(*) FILTER (WHERE {HAS_DURATION}),
+           coalesce(sum(total_duration::numeric) FILTER (WHERE {HAS_DURATION}), 0),
+           max(total_duration) FILTER (WHERE {HAS_DURATION})"""
 SELECT_COUNTS_ROLLUP: Final = f"""
     SELECT status, record_type, sum(n)::bigint, sum(succeeded)::bigint, sum(finished)::bigint,
            sum(dur_n)::bigint, sum(dur_sum)::float8, max(dur_max)
@@ -66,11 +72,21 @@ SELECT_COUNTS_ROLLUP: Final = f"""
              GROUP BY 1, 2) parts
      GROUP BY status, record_type
     HAVING sum(n) > 0"""
-SELECT_COUNTS_BASE: Final = f"""
+# The window of the base-table statistics; without `since` and `until` there is none, so that they
+# count every run as the all-time roll-up does (created_at 'infinity' included).
+BASE_WINDOW: Final = "created_at >= %(lo)s AND created_at < %(hi)s"
+
+
+def _counts_base(window: str) -> str:
+    return f"""
     SELECT status, record_type, {_COUNT_AGGREGATES}
       FROM migration_runs
-     WHERE created_at >= %(lo)s AND created_at < %(hi)s
+     WHERE {window}
      GROUP BY status, record_type"""
+
+
+SELECT_COUNTS_BASE: Final = _counts_base(BASE_WINDOW)
+SELECT_COUNTS_BASE_ALL: Final = _counts_base("true")
 
 
 # One row per (status, record_type): its duration bins and the runs in each, as two arrays (a few
@@ -113,19 +129,25 @@ _SELECT_BINS_ROLLUP_ROWS: Final = f"""
             UNION ALL
             SELECT status, record_type, {bin_sql("total_duration")}, count(*)
               FROM migration_runs
-             WHERE total_duration IS NOT NULL
+             WHERE {HAS_DURATION}
                AND ((created_at >= %(base1_lo)s AND created_at < %(base1_hi)s)
                  OR (created_at >= %(base2_lo)s AND created_at < %(base2_hi)s))
              GROUP BY 1, 2, 3) parts
      GROUP BY 1, 2, 3
     HAVING sum(n) > 0"""
 SELECT_BINS_ROLLUP: Final = _by_level(_SELECT_BINS_ROLLUP_ROWS)
-_SELECT_BINS_BASE_ROWS: Final = f"""
+
+
+def _bins_base(window: str) -> str:
+    return _by_level(f"""
     SELECT status, record_type, {bin_sql("total_duration")}, count(*)
       FROM migration_runs
-     WHERE total_duration IS NOT NULL AND created_at >= %(lo)s AND created_at < %(hi)s
-     GROUP BY 1, 2, 3"""
-SELECT_BINS_BASE: Final = _by_level(_SELECT_BINS_BASE_ROWS)
+     WHERE {HAS_DURATION} AND {window}
+     GROUP BY 1, 2, 3""")
+
+
+SELECT_BINS_BASE: Final = _bins_base(BASE_WINDOW)
+SELECT_BINS_BASE_ALL: Final = _bins_base("true")
 
 # The "now" figures: bounded index scans (created_at, completed_at, the running partial index,
 # the created_at indexes of states and checkpoints). Stuck = running minus running with activity;
@@ -210,8 +232,8 @@ SELECT_HISTORY_BINS_DAY: Final = (
 
 def _history_base_counts(bucket: str) -> str:
     return f"""
-    SELECT {bucket}, status, count(*), count(*) FILTER (WHERE success), count(success), count(total_duration),
-           max(total_duration)
+    SELECT {bucket}, status, count(*), count(*) FILTER (WHERE success), count(success),
+           count(*) FILTER (WHERE {HAS_DURATION}), max(total_duration) FILTER (WHERE {HAS_DURATION})
       FROM migration_runs WHERE created_at >= %(lo)s AND created_at < %(hi)s
      GROUP BY 1, 2"""
 
@@ -221,7 +243,7 @@ def _history_base_bins(bucket: str) -> str:
         f"""
     WITH src AS (
         SELECT {bucket} AS bucket, {bin_sql("total_duration")} AS bin, count(*) AS n
-          FROM migration_runs WHERE total_duration IS NOT NULL AND created_at >= %(lo)s AND created_at < %(hi)s
+          FROM migration_runs WHERE {HAS_DURATION} AND created_at >= %(lo)s AND created_at < %(hi)s
          GROUP BY 1, 2)"""
         + _HISTORY_PERCENTILES
     )
@@ -351,6 +373,16 @@ def split_window_by_day(since: datetime, until: datetime) -> tuple[tuple[datetim
 # --- percentiles -----------------------------------------------------------------------------
 
 
+def finite(value: Any) -> float | None:
+    """A duration figure as a finite float, else None: what SQL skipped (NaN, ±Infinity) must not
+    come back through a roll-up row either (where JSON even carries it as the text "NaN")."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def bin_middle(bin_no: int) -> float:
     """The geometric middle of a duration bin: within 2 % of every duration in the bin."""
     return float(HIST_BASE ** (bin_no + 0.5))
@@ -383,6 +415,7 @@ def percentiles_from_bins(bins: tuple[int | None, ...], count: int, maximum: flo
     """DurationStats from the bins of p50, p90 and p99 (middle of the bin, never above the exact max)."""
     if len(bins) < 3 or bins[0] is None:
         return DurationStats(count=count, p50=None, p90=None, p99=None, max=maximum)
+    maximum = finite(maximum)
     values = [bin_middle(b if b is not None else 0) for b in bins]
     p50, p90, p99 = (round(min(v, maximum) if maximum is not None else v, 3) for v in values)
     return DurationStats(count=count, p50=p50, p90=p90, p99=p99, max=maximum)
@@ -406,6 +439,7 @@ class _Totals:
         self.finished += finished
         self.dur_n += dur_n
         self.dur_sum += float(dur_sum)
+        dur_max = finite(dur_max)
         if dur_max is not None and (self.dur_max is None or dur_max > self.dur_max):
             self.dur_max = dur_max
 
@@ -415,7 +449,8 @@ class _Totals:
 
     @property
     def average_duration(self) -> float | None:
-        return round(self.dur_sum / self.dur_n, 3) if self.dur_n else None
+        # None rather than NaN or Infinity, e.g. for finite durations whose sum overflows a float
+        return finite(round(self.dur_sum / self.dur_n, 3)) if self.dur_n else None
 
     def duration(self) -> DurationStats:
         if self.percentile_bins is not None:
@@ -441,17 +476,21 @@ async def rollups_present(pool: AsyncConnectionPool, conn: AsyncConnection[Any])
 
 
 # The UTC days that hold runs (day buckets of the counts roll-up; an emptied bucket only widens it).
-SELECT_DATA_DAYS: Final = "SELECT min(bucket), max(bucket) FROM migration_api_run_counts_day"
+SELECT_DATA_DAYS: Final = """
+    SELECT min(bucket), max(bucket), EXISTS (SELECT FROM migration_api_run_counts_day)
+      FROM migration_api_run_counts_day"""
 
 
 async def _window_covers_all(conn: AsyncConnection[Any], lo: datetime, hi: datetime) -> bool:
     """Whether [lo, hi) holds every run, so that the all-time roll-ups answer it exactly (a window
     of many months would otherwise merge tens of thousands of day-histogram rows)."""
     row = await (await conn.execute(SELECT_DATA_DAYS)).fetchone()
-    if row is None or row[0] is None:
+    if row is None or not row[2]:
         return True
-    first_day, last_day = row
-    return bool(lo <= first_day and hi >= last_day + timedelta(days=1))
+    first_day, last_day, _ = row
+    if first_day is None or last_day is None:
+        return False  # a day Python cannot hold (created_at 'infinity', say): no window holds it
+    return bool(lo <= first_day and hi - last_day >= DAY)
 
 
 class StatsRepository:
@@ -487,8 +526,14 @@ class StatsRepository:
                 now_sql = SELECT_NOW_BASE
                 histograms = []
                 window = {"lo": lo, "hi": hi}
-                counts = await (await conn.execute(SELECT_COUNTS_BASE, window)).fetchall()
-                bins = await (await conn.execute(SELECT_BINS_BASE, window)).fetchall()
+                unbounded = since is None and until is None
+                counts_sql, bins_sql = (
+                    (SELECT_COUNTS_BASE_ALL, SELECT_BINS_BASE_ALL)
+                    if unbounded
+                    else (SELECT_COUNTS_BASE, SELECT_BINS_BASE)
+                )
+                counts = await (await conn.execute(counts_sql, window)).fetchall()
+                bins = await (await conn.execute(bins_sql, window)).fetchall()
             if now_row is None:
                 now_row = await (await conn.execute(now_sql, {"stuck_after": self.stuck_after})).fetchone()
         assert now_row is not None

@@ -18,7 +18,8 @@ SELECT_RUN: Final = """
     SELECT id, record_type, status, created_at, completed_at, total_duration
       FROM migration_runs WHERE id = %(id)s"""
 # A step lasts from its state's created_at to the next state's (by step_order); the last one
-# until the run's completed_at.
+# until the run's completed_at. A step that starts or ends at ±infinity (written by an engine) has
+# no duration: PostgreSQL before 17 cannot subtract such timestamps, and it would say nothing.
 SELECT_RUN_STEPS: Final = """
     SELECT s.step_order, s.step_name, s.created_at,
            coalesce(lead(s.created_at) OVER w, r.completed_at) AS ended_at
@@ -31,11 +32,14 @@ SELECT_STEP_MEDIANS: Final = """
         SELECT id, completed_at FROM migration_runs
          WHERE record_type = %(record_type)s AND id <> %(id)s
          ORDER BY created_at DESC LIMIT %(runs)s),
-    durations AS (
-        SELECT s.step_name,
-               extract(epoch FROM coalesce(lead(s.created_at) OVER w, ref.completed_at) - s.created_at) AS seconds
+    steps AS (
+        SELECT s.step_name, s.created_at AS started_at,
+               coalesce(lead(s.created_at) OVER w, ref.completed_at) AS ended_at
           FROM reference ref JOIN workflow_states s ON s.run_id = ref.id
-        WINDOW w AS (PARTITION BY s.run_id ORDER BY s.step_order, s.created_at, s.id))
+        WINDOW w AS (PARTITION BY s.run_id ORDER BY s.step_order, s.created_at, s.id)),
+    durations AS (
+        SELECT step_name, extract(epoch FROM ended_at - started_at) AS seconds
+          FROM steps WHERE isfinite(started_at) AND isfinite(ended_at))
     SELECT step_name, percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds), count(seconds),
            (SELECT count(*) FROM reference)
       FROM durations WHERE seconds IS NOT NULL AND step_name = ANY(%(steps)s)
@@ -67,7 +71,8 @@ class TimelineRepository:
                     reference_runs = runs
         timeline = []
         for step_order, step_name, started_at, ended_at in steps:
-            duration = _seconds(ended_at - started_at) if ended_at is not None else None
+            # None for a time Python cannot hold (db/loaders.py), as for a step still running
+            duration = _seconds(ended_at - started_at) if ended_at is not None and started_at is not None else None
             median, sample = medians.get(step_name, (None, 0))
             median = round(median, 3) if median is not None else None
             ratio = round(duration / median, 2) if duration is not None and median else None

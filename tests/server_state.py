@@ -44,9 +44,7 @@ def login_role(database_url: str, prefix: str) -> Iterator[str]:
     """A new role (unique name, LOGIN, no superuser, no other attribute); dropped on exit."""
     role = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER").format(sql.Identifier(role))
-        )
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER").format(sql.Identifier(role)))
     try:
         yield role
     finally:
@@ -59,9 +57,9 @@ def connect_as(database_url: str, role: str, *, search_path: str | None = None) 
     same privilege checks). `search_path` None keeps the role's own default (ALTER ROLE ... SET)."""
     options = {} if search_path is None else {"options": f"-c search_path={search_path}"}
     try:
-        return psycopg.connect(make_conninfo(database_url, user=role), autocommit=True, **options)
+        return psycopg.connect(make_conninfo(database_url, user=role, **options), autocommit=True)
     except psycopg.OperationalError:
-        conn = psycopg.connect(database_url, autocommit=True, **options)
+        conn = psycopg.connect(make_conninfo(database_url, **options), autocommit=True)
         conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
         if search_path is None:
             # SET ROLE does not apply the role's own settings: take its search_path by hand.

@@ -63,7 +63,8 @@ SELECT 'constraint', c.relname || '.' || con.conname,
   FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
  WHERE con.connamespace = %(ns)s::regnamespace AND con.contype <> 'n'  -- PostgreSQL 18's NOT NULL: attnotnull
 UNION ALL
-SELECT 'trigger', c.relname || '.' || t.tgname, concat_ws(' ', pg_get_triggerdef(t.oid), 'enabled=' || t.tgenabled::text)
+SELECT 'trigger', c.relname || '.' || t.tgname,
+       concat_ws(' ', pg_get_triggerdef(t.oid), 'enabled=' || t.tgenabled::text)
   FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
  WHERE c.relnamespace = %(ns)s::regnamespace AND NOT t.tgisinternal
 UNION ALL
@@ -155,15 +156,16 @@ def engine_writes(conn: psycopg.Connection[Any], schema: str | None = None) -> u
 
     kept, dropped = uuid.uuid4(), uuid.uuid4()
     conn.execute(
-        sql.SQL("INSERT INTO {} (id, file_path, record_type, status) VALUES (%s, 'in/kept.csv', 'claim', 'running')").format(
-            t("migration_runs")
-        ),
+        sql.SQL(
+            "INSERT INTO {} (id, file_path, record_type, status) VALUES (%s, 'in/kept.csv', 'claim', 'running')"
+        ).format(t("migration_runs")),
         (kept,),
     )
     conn.execute(
         sql.SQL(
             "INSERT INTO {} (id, file_path, record_type, status) "
-            "VALUES (%s, 'in/dropped.csv', 'absence', 'running'), (gen_random_uuid(), 'in/other.csv', 'claim', 'failed')"
+            "VALUES (%s, 'in/dropped.csv', 'absence', 'running'), "
+            "(gen_random_uuid(), 'in/other.csv', 'claim', 'failed')"
         ).format(t("migration_runs")),
         (dropped,),
     )
@@ -171,7 +173,8 @@ def engine_writes(conn: psycopg.Connection[Any], schema: str | None = None) -> u
         for order, step in enumerate(("read", "transform"), 1):
             conn.execute(
                 sql.SQL(
-                    "INSERT INTO {} (id, run_id, step_name, state_data, step_order) VALUES (gen_random_uuid(), %s, %s, %s, %s)"
+                    "INSERT INTO {} (id, run_id, step_name, state_data, step_order) "
+                    "VALUES (gen_random_uuid(), %s, %s, %s, %s)"
                 ).format(t("workflow_states")),
                 (run, step, '{"records": 10}', order),
             )
@@ -267,8 +270,10 @@ def test_an_upgrade_from_the_history_ends_where_a_fresh_install_does(
 def test_uninstall_restores_the_engines_schema(
     database_url: str, new_schema: Callable[[str], str], installed: str
 ) -> None:
-    schema = new_schema("uninstall")
+    schema, neighbour = new_schema("uninstall"), new_schema("neighbour")
     create_engine_schema(database_url, schema)
+    ensure_schema(database_url, neighbour)  # another installation in the same database
+    neighbour_catalog = catalog(database_url, neighbour)
     with psycopg.connect(database_url, autocommit=True, options=f"-c search_path={schema}") as engine:
         engine.execute(
             "INSERT INTO migration_runs (id, file_path, record_type, status, total_duration, success, error_message) "
@@ -301,6 +306,7 @@ def test_uninstall_restores_the_engines_schema(
         before, after, ("before the install", "after the uninstall")
     )
     assert engine_rows(database_url, schema) == rows
+    assert catalog(database_url, neighbour) == neighbour_catalog
     uninstall(database_url, schema)  # idempotent
     assert catalog(database_url, schema) == before
     with psycopg.connect(database_url) as conn:  # left installed on purpose (other things may use it)
@@ -418,8 +424,17 @@ def test_an_engine_role_without_grants_writes_and_the_service_sees_it(
 # --- f. the service's own tables dropped by hand ---------------------------------------------
 
 
-def test_the_service_recovers_when_its_tables_are_dropped_by_hand(
-    database_url: str, new_schema: Callable[[str], str]
+@pytest.mark.parametrize(
+    ("table", "engine_writes_after"),
+    [
+        ("migration_api_changes", True),
+        ("migration_api_run_counts_hour", True),
+        ("migration_api_run_counts_hour", False),
+    ],
+    ids=["changes", "run_counts_hour", "run_counts_hour-idle"],
+)
+def test_the_service_recovers_when_its_table_is_dropped_by_hand(
+    database_url: str, new_schema: Callable[[str], str], table: str, engine_writes_after: bool
 ) -> None:
     schema = new_schema("dropped")
     create_engine_schema(database_url, schema)
@@ -429,37 +444,35 @@ def test_the_service_recovers_when_its_tables_are_dropped_by_hand(
     ):
         folder = client.app.state.folder
         assert folder is not None
-
-        def repaired(table: str) -> Callable[[], str | None]:
-            def check() -> str | None:
-                row = engine.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
-                if not (row and row[0]):
-                    return f"{table} was not recreated (machinery: {folder.machinery})"
-                if folder.machinery.status != "ready":
-                    return f"the roll-ups are not ready again: {folder.machinery}"
-                return None
-
-            return check
-
         engine_writes(engine)
         complaint = poll(stats_agree(client, database_url, schema), 5.0)
         assert complaint is None, complaint
+        # The drop comes in the steady state: the install's rebuild is over.
+        assert poll(lambda: None if folder.machinery.status == "ready" else str(folder.machinery), 10.0) is None
 
-        for table in ("migration_api_changes", "migration_api_run_counts_hour"):
-            engine.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
+        engine.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
+        if engine_writes_after:
             # The engine keeps writing: its statements succeed (the log's writer may warn).
             engine_writes(engine)
             engine.execute(
-                "INSERT INTO migration_runs (id, file_path, record_type, status) "
-                "SELECT gen_random_uuid(), 'in/after_drop_' || i || '.csv', 'claim', 'running' "
-                "FROM generate_series(1, 5) i"
+                "INSERT INTO migration_runs (id, file_path, record_type, status) SELECT gen_random_uuid(), "
+                "'in/after_drop_' || i || '.csv', 'claim', 'running' FROM generate_series(1, 5) i"
             )
             engine.execute("UPDATE migration_runs SET status = 'failed' WHERE file_path = 'in/after_drop_1.csv'")
-            complaint = poll(stats_agree(client, database_url, schema), 15.0, interval=0.2)
-            assert complaint is None, f"after DROP TABLE {table}: {complaint}"
-            complaint = poll(repaired(table), 15.0, interval=0.2)
-            assert complaint is None, f"after DROP TABLE {table}: {complaint}"
-            # Repaired: what the engines write now reaches the statistics through the log again.
-            engine_writes(engine)
-            complaint = poll(stats_agree(client, database_url, schema), 5.0)
-            assert complaint is None, f"after the repair of {table}: {complaint}"
+        complaint = poll(stats_agree(client, database_url, schema), 15.0, interval=0.2)
+        assert complaint is None, f"after DROP TABLE {table}: {complaint}"
+
+        def repaired() -> str | None:
+            row = engine.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+            if not (row and row[0]):
+                return f"{table} was not recreated; the folder: {folder.machinery}"
+            if folder.machinery.status != "ready":
+                return f"the roll-ups are not ready again; the folder: {folder.machinery}"
+            return None
+
+        complaint = poll(repaired, 15.0, interval=0.2)
+        assert complaint is None, f"after DROP TABLE {table}: {complaint}"
+        # Repaired: what the engines write now reaches the statistics through the log again.
+        engine_writes(engine)
+        complaint = poll(stats_agree(client, database_url, schema), 5.0)
+        assert complaint is None, f"after the repair: {complaint}"
