@@ -160,12 +160,12 @@ class Folder:
         rollups_ready, search_ready, note, log_alive, backlog, missing = row
         self.machinery.backlog = bool(backlog)
         if missing:
-            await self._repair(f"{missing} of the service's tables missing")
+            await self._repair(f"{missing} of the service's tables or log triggers missing")
             return
         if not log_alive:
             await self.rebuild("the change log was emptied (server crash or restore)" if rollups_ready else note)
         elif not (rollups_ready and search_ready):
-            await self.rebuild(note or "derived data marked stale")
+            await self.rebuild((note or "derived data marked stale").removeprefix("rebuilding: "))
         else:
             self._set_ready(True, True, None)
             if backlog:

@@ -496,3 +496,36 @@ def test_the_service_recovers_when_its_table_is_dropped_by_hand(
         engine_writes(engine)
         complaint = poll(stats_agree(client, database_url, schema), 5.0)
         assert complaint is None, f"after the repair: {complaint}"
+
+
+def test_the_service_recovers_when_its_log_trigger_is_dropped_by_hand(
+    database_url: str, new_schema: Callable[[str], str]
+) -> None:
+    """Writes made while a log trigger was missing are not in the log: the folder notices the
+    trigger is gone, puts it back and rebuilds, so the statistics count them anyway."""
+    schema = new_schema("notrigger")
+    create_engine_schema(database_url, schema)
+    with (
+        TestClient(app=create_app(make_settings(database_url, schema))) as client,
+        psycopg.connect(database_url, autocommit=True, options=f"-c search_path={schema}") as engine,
+    ):
+        folder = client.app.state.folder
+        assert folder is not None
+        engine_writes(engine)
+        assert poll(lambda: None if folder.machinery.status == "ready" else str(folder.machinery), 10.0) is None
+        engine.execute("DROP TRIGGER migration_api_log_update ON migration_runs")
+        engine.execute("UPDATE migration_runs SET status = 'failed', success = false, error_message = 'late'")
+
+        def trigger_back() -> str | None:
+            row = engine.execute(
+                "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'migration_runs'::regclass "
+                "AND tgname = 'migration_api_log_update'"
+            ).fetchone()
+            if not (row and row[0] == 1):
+                return "the log trigger was not recreated"
+            return None if folder.machinery.status == "ready" else str(folder.machinery)
+
+        complaint = poll(trigger_back, 15.0, interval=0.2)
+        assert complaint is None, complaint
+        complaint = poll(stats_agree(client, database_url, schema), 5.0)
+        assert complaint is None, f"after the repair: {complaint}"
