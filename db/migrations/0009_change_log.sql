@@ -169,27 +169,35 @@ CREATE TABLE IF NOT EXISTS migration_api_error_counts_day (
 -- The log's writers. They run in the engines' statements, so: SECURITY DEFINER (the service's
 -- rights: an engine role needs no grant on any service object), a search_path pinned to this
 -- schema and pg_catalog (FROM CURRENT captures it below, whatever the engine's search_path;
--- pg_temp last, never searched first), and never an error into the engine's statement: whatever
--- fails here is a warning, and the service, finding its log or sentinel gone, rebuilds from the
--- base tables. (The setting is local: it ends with this migration's transaction.)
+-- pg_temp last, never searched first), and no error into the engine's statement: a missing log
+-- is a warning, and the service, finding its log or sentinel gone, rebuilds from the base tables.
+-- The insert copies the engine's own column values into columns of the same types, so it has
+-- nothing else to fail on. No EXCEPTION block: it would open a subtransaction with an XID of its
+-- own in every engine statement (twice the XIDs to freeze, and pg_subtrans traffic under load).
+-- (The search_path setting is local: it ends with this migration's transaction.)
 SELECT set_config('search_path', quote_ident(current_schema()) || ', pg_catalog, pg_temp', true);
 
 CREATE OR REPLACE FUNCTION migration_api_log_runs_inserted() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
+    IF to_regclass('migration_api_changes') IS NULL THEN
+        RAISE WARNING 'migration-api: change not logged (its log table is missing); the service will rebuild';
+        RETURN NULL;
+    END IF;
     INSERT INTO migration_api_changes (run_id, s, created_at, status, record_type, total_duration, success, error_message)
     SELECT id, 1, created_at, status, record_type, total_duration, success,
            CASE WHEN status = 'failed' THEN error_message END
       FROM new_rows;
-    RETURN NULL;
-EXCEPTION WHEN OTHERS THEN
-    RAISE WARNING 'migration-api: change not logged (%); the service will rebuild its statistics', SQLERRM;
     RETURN NULL;
 END $$;
 
 CREATE OR REPLACE FUNCTION migration_api_log_runs_updated() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
+    IF to_regclass('migration_api_changes') IS NULL THEN
+        RAISE WARNING 'migration-api: change not logged (its log table is missing); the service will rebuild';
+        RETURN NULL;
+    END IF;
     INSERT INTO migration_api_changes (run_id, s, created_at, status, record_type, total_duration, success, error_message)
     SELECT id, -1, created_at, status, record_type, total_duration, success,
            CASE WHEN status = 'failed' THEN error_message END
@@ -199,21 +207,19 @@ BEGIN
            CASE WHEN status = 'failed' THEN error_message END
       FROM new_rows;
     RETURN NULL;
-EXCEPTION WHEN OTHERS THEN
-    RAISE WARNING 'migration-api: change not logged (%); the service will rebuild its statistics', SQLERRM;
-    RETURN NULL;
 END $$;
 
 CREATE OR REPLACE FUNCTION migration_api_log_runs_deleted() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
+    IF to_regclass('migration_api_changes') IS NULL THEN
+        RAISE WARNING 'migration-api: change not logged (its log table is missing); the service will rebuild';
+        RETURN NULL;
+    END IF;
     INSERT INTO migration_api_changes (run_id, s, created_at, status, record_type, total_duration, success, error_message)
     SELECT id, -1, created_at, status, record_type, total_duration, success,
            CASE WHEN status = 'failed' THEN error_message END
       FROM old_rows;
-    RETURN NULL;
-EXCEPTION WHEN OTHERS THEN
-    RAISE WARNING 'migration-api: change not logged (%); the service will rebuild its statistics', SQLERRM;
     RETURN NULL;
 END $$;
 
@@ -221,31 +227,34 @@ END $$;
 CREATE OR REPLACE FUNCTION migration_api_log_steps_inserted() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
+    IF to_regclass('migration_api_changes') IS NULL THEN
+        RAISE WARNING 'migration-api: change not logged (its log table is missing); the service will rebuild';
+        RETURN NULL;
+    END IF;
     INSERT INTO migration_api_changes (run_id, s) SELECT DISTINCT run_id, 0 FROM new_rows;
-    RETURN NULL;
-EXCEPTION WHEN OTHERS THEN
-    RAISE WARNING 'migration-api: change not logged (%); the service will rebuild its caches', SQLERRM;
     RETURN NULL;
 END $$;
 
 CREATE OR REPLACE FUNCTION migration_api_log_steps_deleted() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
+    IF to_regclass('migration_api_changes') IS NULL THEN
+        RAISE WARNING 'migration-api: change not logged (its log table is missing); the service will rebuild';
+        RETURN NULL;
+    END IF;
     INSERT INTO migration_api_changes (run_id, s) SELECT DISTINCT run_id, 0 FROM old_rows;
-    RETURN NULL;
-EXCEPTION WHEN OTHERS THEN
-    RAISE WARNING 'migration-api: change not logged (%); the service will rebuild its caches', SQLERRM;
     RETURN NULL;
 END $$;
 
 CREATE OR REPLACE FUNCTION migration_api_log_steps_updated() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
+    IF to_regclass('migration_api_changes') IS NULL THEN
+        RAISE WARNING 'migration-api: change not logged (its log table is missing); the service will rebuild';
+        RETURN NULL;
+    END IF;
     INSERT INTO migration_api_changes (run_id, s)
     SELECT run_id, 0 FROM old_rows UNION SELECT run_id, 0 FROM new_rows;
-    RETURN NULL;
-EXCEPTION WHEN OTHERS THEN
-    RAISE WARNING 'migration-api: change not logged (%); the service will rebuild its caches', SQLERRM;
     RETURN NULL;
 END $$;
 
@@ -253,10 +262,11 @@ END $$;
 CREATE OR REPLACE FUNCTION migration_api_log_truncated() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
+    IF to_regclass('migration_api_changes') IS NULL THEN
+        RAISE WARNING 'migration-api: change not logged (its log table is missing); the service will rebuild';
+        RETURN NULL;
+    END IF;
     INSERT INTO migration_api_changes (run_id, s) VALUES (NULL, 0);
-    RETURN NULL;
-EXCEPTION WHEN OTHERS THEN
-    RAISE WARNING 'migration-api: change not logged (%); the service will rebuild its statistics', SQLERRM;
     RETURN NULL;
 END $$;
 
