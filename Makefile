@@ -6,10 +6,10 @@ STAMP  := $(VENV)/.installed-stamp
 RUNS   ?= 1000000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint fmt seed migrate uninstall bench bench-writes clean-db
+.PHONY: help install run test lint fmt seed migrate uninstall bench bench-writes bench-freshness clean-db
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-15s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,12 @@ WRITE_RUNS := $(if $(filter file,$(origin RUNS)),100000,$(RUNS))
 
 bench-writes: $(STAMP) ## What the service's install costs engine writes: pgbench cycles/s, bare vs installed (RUNS=100000 DURATION=10 REPEAT=2 DATABASE_URL=server)
 	$(BIN)/python bench/engine_writes.py --runs $(WRITE_RUNS) --duration $(or $(DURATION),10) --repeat $(or $(REPEAT),2) $(BENCH_WRITES_ARGS)
+
+# bench-freshness preloads 10,000 runs unless RUNS is given.
+FRESH_RUNS := $(if $(filter file,$(origin RUNS)),10000,$(RUNS))
+
+bench-freshness: $(STAMP) ## How soon a direct engine write shows in get, list, states and stats (SAMPLES=200 WRITERS=4 RUNS=10000 DATABASE_URL=server)
+	$(BIN)/python bench/freshness.py --runs $(FRESH_RUNS) --samples $(or $(SAMPLES),200) --background-writers $(or $(WRITERS),4) $(BENCH_FRESHNESS_ARGS)
 
 clean-db: ## Delete the embedded database's data folder (.pgdata); stop `make run` first
 	rm -rf .pgdata
