@@ -12,8 +12,9 @@ derives from it, in batches and with the service's rights:
 
 Folds of all processes and instances take turns through an advisory lock; each process tries
 every `FOLD_INTERVAL` seconds, so a direct engine write reaches statistics, search and caches
-within about that long. The service's own writes fold at once (`Folder.fold_now`), so a client
-reads its own writes.
+within about that long (bench/freshness.py measures it). The service's own writes fold at once
+(`Folder.fold_now`), so a client reads its own writes. Reads never fold: under a steady stream of
+engine writes there is always a batch waiting, and a read would queue behind it.
 
 Whatever the log cannot be trusted for, the folder rebuilds from the base tables: after a
 TRUNCATE, after a crash of the server (the log is unlogged; its sentinel row is gone with it),
@@ -22,6 +23,6 @@ schema's baseline first). Meanwhile `Machinery` says the roll-ups and search doc
 ready, statistics and search read the base tables, and the read cache is off.
 """
 
-from changelog.folder import Folder, Machinery, machinery_of, settle
+from changelog.folder import Folder, Machinery, derived_current, machinery_of
 
-__all__ = ["Folder", "Machinery", "machinery_of", "settle"]
+__all__ = ["Folder", "Machinery", "derived_current", "machinery_of"]

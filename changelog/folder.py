@@ -77,11 +77,11 @@ def machinery_of(pool: AsyncConnectionPool) -> Machinery | None:
     return None if folder is None else folder.machinery
 
 
-async def settle(pool: AsyncConnectionPool, conn: psycopg.AsyncConnection[Any]) -> bool:
-    """Whether the derived data is current for a read, after folding what is logged (see
-    `Folder.settle`); False without a folder."""
+def derived_current(pool: AsyncConnectionPool) -> bool:
+    """Whether this process's roll-ups and search documents may be read (see `Folder.current`);
+    False without a folder."""
     folder = _folders.get(pool)
-    return folder is not None and await folder.settle(conn)
+    return folder is not None and folder.current()
 
 
 class Folder:
@@ -182,16 +182,13 @@ class Folder:
 
     # --- folding ----------------------------------------------------------------------------
 
-    async def settle(self, conn: psycopg.AsyncConnection[Any]) -> bool:
-        """Before a read of derived data (statistics, search): whether that data is current, after
-        folding what is logged so far, so that the read includes every write committed before it.
-        One short probe when nothing waits; False (read the base tables) while it is rebuilt."""
-        if not self.machinery.running or self._rebuilding:
-            return False
-        row = await (await conn.execute(QUERIES["settle"], prepare=True)).fetchone()
-        if row is None or not row[0]:
-            return False
-        return True if not row[1] else await self.fold_now()
+    def current(self) -> bool:
+        """Whether statistics and search may read the roll-ups and search documents: they are
+        built and this folder is folding. They include every write of this service at once (it
+        folds after each, `fold_now`) and an engine's direct write within the fold interval. A
+        read never folds itself: under a steady stream of engine writes it would always find a
+        batch waiting and queue behind the folds."""
+        return self.machinery.running and not self._rebuilding and self.machinery.rollups_ready
 
     async def fold_now(self) -> bool:
         """Fold what is logged so far before returning (after the service's own write); False when

@@ -32,11 +32,6 @@ SELECT m.rollups_ready, m.search_ready, m.note,
                 AND tgname LIKE 'migration\_api\_log\_%' AND tgenabled <> 'D') AS missing
   FROM migration_api_machinery m;
 
--- name: settle
--- Before a read of derived data: is it current, and does anything wait in the log?
-SELECT m.rollups_ready AND m.search_ready, EXISTS (SELECT 1 FROM migration_api_changes)
-  FROM migration_api_machinery m;
-
 -- name: take_batch
 -- Move up to %(limit)s log rows (the oldest pages first) into this transaction's batch.
 WITH moved AS (

@@ -18,7 +18,7 @@ from psycopg.rows import args_row
 from psycopg_pool import AsyncConnectionPool
 
 from cache import RunCache
-from changelog import settle
+from changelog import derived_current
 from db.loaders import fetch_all, fetch_keeping, fetch_one, for_wire
 from dto.runs import RunRead, body_etag
 from repositories.run_queries import (
@@ -173,8 +173,8 @@ class RunsRepository:
                 statement, params = build_list(query, cursor, columns)
                 rows, as_text = await fetch_keeping(conn, statement, params)
             else:
-                # The search documents, when current and holding every committed write.
-                indexed = await settle(self.pool, conn)
+                # The service's search documents, when built and kept (changelog/).
+                indexed = derived_current(self.pool)
                 rows, as_text = await self._search_rows(conn, query, cursor, columns, indexed)
             more = len(rows) > query.limit
             rows = rows[: query.limit]
@@ -240,7 +240,7 @@ class RunsRepository:
     async def count(self, query: RunQuery, *, exact: bool) -> int:
         """How many runs the query matches: counted, or the planner's estimate (no scan)."""
         async with self.pool.connection() as conn:
-            statement, params = build_count(query, await settle(self.pool, conn))
+            statement, params = build_count(query, derived_current(self.pool))
             if exact:
                 cur = await conn.execute(statement, params)
                 row = await cur.fetchone()

@@ -25,7 +25,7 @@ from typing import Any, Final
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from changelog import settle
+from changelog import derived_current
 from dto.stats import (
     DurationStats,
     ErrorGroup,
@@ -469,10 +469,10 @@ def _totals(groups: dict[Any, _Totals], key: Any) -> _Totals:
 
 
 async def rollups_present(pool: AsyncConnectionPool, conn: AsyncConnection[Any]) -> bool:
-    """Whether the roll-ups are current and include every write committed so far (the change-log
-    folder folds what waits first; changelog/). Without a folder, or while it rebuilds,
-    statistics come from the base tables."""
-    return await settle(pool, conn)
+    """Whether the roll-ups are built and being kept (changelog/): they include the service's own
+    writes at once and engines' direct writes within the fold interval. Without a folder, or
+    while it rebuilds, statistics come from the base tables."""
+    return derived_current(pool)
 
 
 # The UTC days that hold runs (day buckets of the counts roll-up; an emptied bucket only widens it).

@@ -19,6 +19,7 @@ from polyfactory.factories.msgspec_factory import MsgspecFactory
 from app import create_app
 from config import Settings
 from dto.runs import RunRead
+from tests.conftest import FoldedClient
 from tests.test_run_cache import eventually
 
 API = "/api/v1/migrations"
@@ -95,7 +96,8 @@ def client(
     cached bodies) and whole rows in one statement (`RUN_CACHE_BYTES=0`)."""
     cached = request.param == "cache"
     app_settings = settings if cached else msgspec.structs.replace(settings, run_cache_bytes=0)
-    with TestClient(app=create_app(app_settings)) as test_client:
+    with FoldedClient(app=create_app(app_settings)) as test_client:
+        test_client.engine_db = db
         cache = test_client.app.state.run_cache
         assert eventually(lambda: (cache is not None and cache.enabled) is cached)
         yield test_client
