@@ -17,3 +17,9 @@ def load_queries(path: Path) -> dict[str, str]:
     parts = _NAME.split(text)
     # parts: [preamble, name1, body1, name2, body2, ...]
     return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def split_statements(block: str) -> list[str]:
+    """The statements of a block whose statements each end a line with ';' (no function bodies),
+    so that each can be sent, and prepared, on its own."""
+    return [s.strip().rstrip(";").strip() for s in re.split(r";\s*\n", block + "\n") if s.strip()]

@@ -26,6 +26,7 @@ from app import create_app
 from config import Settings
 from dto.runs import RunRead
 from repositories.run_queries import SORT_COLUMNS
+from tests.conftest import FoldedClient
 from tests.stats_bruteforce import assert_duration, assert_summary_matches, expected_duration, expected_summary
 from tests.test_run_cache import eventually
 
@@ -127,7 +128,8 @@ def reader(
     """Both read paths: pages and runs from the run cache, and whole rows read per request."""
     cached = request.param == "cache"
     app_settings = settings if cached else msgspec.structs.replace(settings, run_cache_bytes=0)
-    with TestClient(app=create_app(app_settings)) as test_client:
+    with FoldedClient(app=create_app(app_settings)) as test_client:
+        test_client.engine_db = db
         cache = test_client.app.state.run_cache
         assert eventually(lambda: (cache is not None and cache.enabled) is cached)
         yield test_client

@@ -166,109 +166,100 @@ CREATE TABLE IF NOT EXISTS migration_api_error_counts_day (
     PRIMARY KEY (bucket, fingerprint, record_type));
 
 -- ---------------------------------------------------------------------------------------------
--- The log's writers. They run in the engines' statements, so: SECURITY DEFINER (the service's
--- rights: an engine role needs no grant on any service object), a search_path pinned to this
--- schema and pg_catalog (FROM CURRENT captures it below, whatever the engine's search_path;
--- pg_temp last, never searched first), and no error into the engine's statement: a missing log
--- is a warning, and the service, finding its log or sentinel gone, rebuilds from the base tables.
--- The insert copies the engine's own column values into columns of the same types, so it has
--- nothing else to fail on. No EXCEPTION block: it would open a subtransaction with an XID of its
--- own in every engine statement (twice the XIDs to freeze, and pg_subtrans traffic under load).
--- (The search_path setting is local: it ends with this migration's transaction.)
-SELECT set_config('search_path', quote_ident(current_schema()) || ', pg_catalog, pg_temp', true);
-
-CREATE OR REPLACE FUNCTION migration_api_log_runs_inserted() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+-- The log's writers. They run in the engines' statements, so:
+-- - SECURITY DEFINER: they run with the service's rights; an engine role needs no grant on any
+--   service object.
+-- - Whatever the engine's search_path: every name in them is schema-qualified (this schema for the
+--   log, pg_catalog for functions and operators; the transition tables are the trigger's own), so
+--   no object of another schema can stand in. (A `SET search_path` clause would do the same, but
+--   it makes every call save, set and restore the setting: about 15 us per engine statement.)
+-- - No error into the engine's statement: a missing log is a warning, and the service, finding its
+--   log or sentinel gone, rebuilds from the base tables. The insert copies the engine's own values
+--   into columns of the same types, so it has nothing else to fail on. No EXCEPTION block: it would
+--   open a subtransaction with an XID of its own in every engine statement.
+-- The schema's name is written into the bodies once, here.
+DO $install$
+DECLARE
+    log TEXT := format('%I.migration_api_changes', current_schema());
+    guard TEXT;
 BEGIN
-    IF to_regclass('migration_api_changes') IS NULL THEN
-        RAISE WARNING 'migration-api: change not logged (its log table is missing); the service will rebuild';
+    guard := format($g$
+    IF pg_catalog.to_regclass(%L) IS NULL THEN
+        RAISE WARNING 'migration-api: change not logged (its log table %s is missing); the service will rebuild';
         RETURN NULL;
-    END IF;
-    INSERT INTO migration_api_changes (run_id, s, created_at, status, record_type, total_duration, success, error_message)
+    END IF;$g$, log, log);
+
+    EXECUTE format($f$
+CREATE OR REPLACE FUNCTION %I.migration_api_log_runs_inserted() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER AS $body$
+BEGIN%s
+    INSERT INTO %s (run_id, s, created_at, status, record_type, total_duration, success, error_message)
     SELECT id, 1, created_at, status, record_type, total_duration, success,
-           CASE WHEN status = 'failed' THEN error_message END
+           CASE WHEN status OPERATOR(pg_catalog.=) 'failed' THEN error_message END
       FROM new_rows;
     RETURN NULL;
-END $$;
+END $body$$f$, current_schema(), guard, log);
 
-CREATE OR REPLACE FUNCTION migration_api_log_runs_updated() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
-BEGIN
-    IF to_regclass('migration_api_changes') IS NULL THEN
-        RAISE WARNING 'migration-api: change not logged (its log table is missing); the service will rebuild';
-        RETURN NULL;
-    END IF;
-    INSERT INTO migration_api_changes (run_id, s, created_at, status, record_type, total_duration, success, error_message)
+    EXECUTE format($f$
+CREATE OR REPLACE FUNCTION %I.migration_api_log_runs_updated() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER AS $body$
+BEGIN%s
+    INSERT INTO %s (run_id, s, created_at, status, record_type, total_duration, success, error_message)
     SELECT id, -1, created_at, status, record_type, total_duration, success,
-           CASE WHEN status = 'failed' THEN error_message END
+           CASE WHEN status OPERATOR(pg_catalog.=) 'failed' THEN error_message END
       FROM old_rows
     UNION ALL
     SELECT id, 1, created_at, status, record_type, total_duration, success,
-           CASE WHEN status = 'failed' THEN error_message END
+           CASE WHEN status OPERATOR(pg_catalog.=) 'failed' THEN error_message END
       FROM new_rows;
     RETURN NULL;
-END $$;
+END $body$$f$, current_schema(), guard, log);
 
-CREATE OR REPLACE FUNCTION migration_api_log_runs_deleted() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
-BEGIN
-    IF to_regclass('migration_api_changes') IS NULL THEN
-        RAISE WARNING 'migration-api: change not logged (its log table is missing); the service will rebuild';
-        RETURN NULL;
-    END IF;
-    INSERT INTO migration_api_changes (run_id, s, created_at, status, record_type, total_duration, success, error_message)
+    EXECUTE format($f$
+CREATE OR REPLACE FUNCTION %I.migration_api_log_runs_deleted() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER AS $body$
+BEGIN%s
+    INSERT INTO %s (run_id, s, created_at, status, record_type, total_duration, success, error_message)
     SELECT id, -1, created_at, status, record_type, total_duration, success,
-           CASE WHEN status = 'failed' THEN error_message END
+           CASE WHEN status OPERATOR(pg_catalog.=) 'failed' THEN error_message END
       FROM old_rows;
     RETURN NULL;
-END $$;
+END $body$$f$, current_schema(), guard, log);
 
--- Steps and checkpoints: only which runs they belong to (their caches and the "stuck" figure).
-CREATE OR REPLACE FUNCTION migration_api_log_steps_inserted() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
-BEGIN
-    IF to_regclass('migration_api_changes') IS NULL THEN
-        RAISE WARNING 'migration-api: change not logged (its log table is missing); the service will rebuild';
-        RETURN NULL;
-    END IF;
-    INSERT INTO migration_api_changes (run_id, s) SELECT DISTINCT run_id, 0 FROM new_rows;
+    -- Steps and checkpoints: only which runs they belong to (their caches and the "stuck" figure).
+    EXECUTE format($f$
+CREATE OR REPLACE FUNCTION %I.migration_api_log_steps_inserted() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER AS $body$
+BEGIN%s
+    INSERT INTO %s (run_id, s) SELECT run_id, 0 FROM new_rows;
     RETURN NULL;
-END $$;
+END $body$$f$, current_schema(), guard, log);
 
-CREATE OR REPLACE FUNCTION migration_api_log_steps_deleted() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
-BEGIN
-    IF to_regclass('migration_api_changes') IS NULL THEN
-        RAISE WARNING 'migration-api: change not logged (its log table is missing); the service will rebuild';
-        RETURN NULL;
-    END IF;
-    INSERT INTO migration_api_changes (run_id, s) SELECT DISTINCT run_id, 0 FROM old_rows;
+    EXECUTE format($f$
+CREATE OR REPLACE FUNCTION %I.migration_api_log_steps_deleted() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER AS $body$
+BEGIN%s
+    INSERT INTO %s (run_id, s) SELECT run_id, 0 FROM old_rows;
     RETURN NULL;
-END $$;
+END $body$$f$, current_schema(), guard, log);
 
-CREATE OR REPLACE FUNCTION migration_api_log_steps_updated() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
-BEGIN
-    IF to_regclass('migration_api_changes') IS NULL THEN
-        RAISE WARNING 'migration-api: change not logged (its log table is missing); the service will rebuild';
-        RETURN NULL;
-    END IF;
-    INSERT INTO migration_api_changes (run_id, s)
-    SELECT run_id, 0 FROM old_rows UNION SELECT run_id, 0 FROM new_rows;
+    EXECUTE format($f$
+CREATE OR REPLACE FUNCTION %I.migration_api_log_steps_updated() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER AS $body$
+BEGIN%s
+    INSERT INTO %s (run_id, s) SELECT run_id, 0 FROM old_rows UNION ALL SELECT run_id, 0 FROM new_rows;
     RETURN NULL;
-END $$;
+END $body$$f$, current_schema(), guard, log);
 
--- TRUNCATE of any engine table: one marker row; the service rebuilds everything.
-CREATE OR REPLACE FUNCTION migration_api_log_truncated() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
-BEGIN
-    IF to_regclass('migration_api_changes') IS NULL THEN
-        RAISE WARNING 'migration-api: change not logged (its log table is missing); the service will rebuild';
-        RETURN NULL;
-    END IF;
-    INSERT INTO migration_api_changes (run_id, s) VALUES (NULL, 0);
+    -- TRUNCATE of any engine table: one marker row; the service rebuilds everything.
+    EXECUTE format($f$
+CREATE OR REPLACE FUNCTION %I.migration_api_log_truncated() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER AS $body$
+BEGIN%s
+    INSERT INTO %s (run_id, s) VALUES (NULL, 0);
     RETURN NULL;
-END $$;
+END $body$$f$, current_schema(), guard, log);
+END $install$;
 
 -- ---------------------------------------------------------------------------------------------
 -- The engine tables are locked from here to the commit: the triggers come last, so that those locks
