@@ -13,7 +13,7 @@ CREATE TEMP TABLE IF NOT EXISTS migration_api_fold_delta (
 -- name: state
 -- Once per cycle: what is derived and current, whether the log survived (its sentinel row is
 -- gone after a crash of the server emptied the unlogged tables), whether anything waits, and how
--- many of the service's own tables and of its 12 log triggers are missing or disabled (dropped by
+-- many of the service's own tables and of its 8 log triggers are missing or disabled (dropped by
 -- hand: the folder repairs).
 SELECT m.rollups_ready, m.search_ready, m.note,
        EXISTS (SELECT 1 FROM migration_api_log_alive),
@@ -26,9 +26,8 @@ SELECT m.rollups_ready, m.search_ready, m.note,
             'migration_api_duration_bins_day', 'migration_api_error_counts_day',
             'migration_api_search_docs']) AS t (name)
          WHERE to_regclass(t.name) IS NULL)
-     + 12 - (SELECT count(*) FROM pg_trigger
-              WHERE tgrelid IN (to_regclass('migration_runs'), to_regclass('workflow_states'),
-                                to_regclass('workflow_checkpoints'))
+     + 8 - (SELECT count(*) FROM pg_trigger
+              WHERE tgrelid IN (to_regclass('migration_runs'), to_regclass('workflow_states'))
                 AND tgname LIKE 'migration\_api\_log\_%' AND tgenabled <> 'D') AS missing
   FROM migration_api_machinery m;
 

@@ -226,7 +226,7 @@ BEGIN%s
     RETURN NULL;
 END $body$$f$, current_schema(), guard, log);
 
-    -- Steps and checkpoints: only which runs they belong to (their caches and the "stuck" figure).
+    -- Steps: only which runs they belong to (their cached lists).
     EXECUTE format($f$
 CREATE OR REPLACE FUNCTION %I.migration_api_log_steps_inserted() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER AS $body$
@@ -312,12 +312,9 @@ CREATE OR REPLACE TRIGGER migration_api_log_delete AFTER DELETE ON workflow_stat
 CREATE OR REPLACE TRIGGER migration_api_log_truncate AFTER TRUNCATE ON workflow_states
     FOR EACH STATEMENT EXECUTE FUNCTION migration_api_log_truncated();
 
-CREATE OR REPLACE TRIGGER migration_api_log_insert AFTER INSERT ON workflow_checkpoints
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION migration_api_log_steps_inserted();
-CREATE OR REPLACE TRIGGER migration_api_log_update AFTER UPDATE ON workflow_checkpoints
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION migration_api_log_steps_updated();
-CREATE OR REPLACE TRIGGER migration_api_log_delete AFTER DELETE ON workflow_checkpoints
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION migration_api_log_steps_deleted();
-CREATE OR REPLACE TRIGGER migration_api_log_truncate AFTER TRUNCATE ON workflow_checkpoints
-    FOR EACH STATEMENT EXECUTE FUNCTION migration_api_log_truncated();
+-- No trigger on workflow_checkpoints: nothing the service derives (roll-ups, search documents, the
+-- read cache) depends on checkpoints, and each trigger costs every engine statement on the table.
+DROP TRIGGER IF EXISTS migration_api_log_insert ON workflow_checkpoints;
+DROP TRIGGER IF EXISTS migration_api_log_update ON workflow_checkpoints;
+DROP TRIGGER IF EXISTS migration_api_log_delete ON workflow_checkpoints;
+DROP TRIGGER IF EXISTS migration_api_log_truncate ON workflow_checkpoints;
