@@ -2,9 +2,10 @@
 
 Every page is ordered by an allow-listed sort key plus the run id as tiebreak, so the order is
 total and a cursor (the last row's sort values and id) continues exactly after that row however
-many runs arrive meanwhile. The default order and the status filter have matching b-tree indexes
-(db/migrations/0010_indexes.sql), so such a page costs the same at any depth; the other sort
-keys have none, because every index costs the engines' writes (docs/performance.md, Indexes).
+many runs arrive meanwhile. The default order walks the engines' own created_at index (a cursor
+adds a redundant bound on created_at so the walk starts at it), filtered or not, so such a page
+costs about the same at any depth; the other sort keys have no index of their own, because every
+index costs the engines' writes (docs/performance.md, "Indexes").
 
 Search ranks matches in three tiers, each a separate index-driven branch of one UNION ALL:
 0 = the run id, the file path or the file name equals the term; 1 = one of them starts with it;

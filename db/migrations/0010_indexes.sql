@@ -13,9 +13,6 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS migration_runs_record_type_idx ON migrat
 CREATE INDEX CONCURRENTLY IF NOT EXISTS workflow_states_run_id_idx ON workflow_states USING btree (run_id);
 CREATE INDEX CONCURRENTLY IF NOT EXISTS workflow_checkpoints_run_id_idx ON workflow_checkpoints USING btree (run_id);
 
--- Lists filtered by status in the default order, at any cursor depth.
-CREATE INDEX CONCURRENTLY IF NOT EXISTS migration_runs_status_created_at_id_idx
-    ON migration_runs USING btree (status, created_at, id);
 -- Search: exact and prefix matches of the file path and of the file name.
 CREATE INDEX CONCURRENTLY IF NOT EXISTS migration_runs_lower_file_path_idx
     ON migration_runs USING btree (lower(file_path) text_pattern_ops);
@@ -40,6 +37,9 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS migration_api_checkpoints_created_at_idx
 
 -- Versions 1-8's indexes that no measured read needs any more.
 DROP INDEX CONCURRENTLY IF EXISTS migration_runs_created_at_id_idx;
+-- Lists by status walk the engines' created_at index (a common status) or read the engines' status
+-- index and sort (a rare one): about 0.2-7 ms at 1,000,000 runs, deep cursors included.
+DROP INDEX CONCURRENTLY IF EXISTS migration_runs_status_created_at_id_idx;
 DROP INDEX CONCURRENTLY IF EXISTS migration_runs_record_type_created_at_id_idx;
 DROP INDEX CONCURRENTLY IF EXISTS migration_runs_updated_at_id_idx;
 DROP INDEX CONCURRENTLY IF EXISTS migration_runs_completed_at_id_idx;
