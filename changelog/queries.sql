@@ -63,26 +63,17 @@ HAVING sum(s) <> 0;
 DELETE FROM migration_api_search_docs d
  USING (SELECT DISTINCT run_id FROM migration_api_fold_batch WHERE s <> 0) b
  WHERE d.id = b.run_id;
-INSERT INTO migration_api_search_docs (id, doc, path_lower, file_name)
-SELECT r.id, migration_api_search_document(r.file_path, r.record_type, r.status, r.error_message, r.id),
-       lower(r.file_path), migration_api_file_name(r.file_path)
+INSERT INTO migration_api_search_docs (id, doc)
+SELECT r.id, migration_api_search_document(r.file_path, r.record_type, r.status, r.error_message, r.id)
   FROM migration_runs r
  WHERE r.id IN (SELECT run_id FROM migration_api_fold_batch WHERE s <> 0);
 
 -- name: rebuild_search_docs
--- Every run's document, in the rebuild's snapshot; the indexes are built after the rows.
+-- Every run's document, in the rebuild's snapshot; the trigram index is built after the rows.
 TRUNCATE migration_api_search_docs;
 DROP INDEX IF EXISTS migration_api_search_docs_trgm_idx;
-DROP INDEX IF EXISTS migration_api_search_docs_path_idx;
-DROP INDEX IF EXISTS migration_api_search_docs_name_idx;
-INSERT INTO migration_api_search_docs (id, doc, path_lower, file_name)
-SELECT id, migration_api_search_document(file_path, record_type, status, error_message, id),
-       lower(file_path), migration_api_file_name(file_path)
-  FROM migration_runs;
-CREATE INDEX IF NOT EXISTS migration_api_search_docs_path_idx
-    ON migration_api_search_docs USING btree (path_lower text_pattern_ops);
-CREATE INDEX IF NOT EXISTS migration_api_search_docs_name_idx
-    ON migration_api_search_docs USING btree (file_name text_pattern_ops);
+INSERT INTO migration_api_search_docs (id, doc)
+SELECT id, migration_api_search_document(file_path, record_type, status, error_message, id) FROM migration_runs;
 DO $$ DECLARE trgm_schema TEXT; BEGIN
     SELECT extnamespace::regnamespace::text INTO trgm_schema FROM pg_extension WHERE extname = 'pg_trgm';
     IF trgm_schema IS NOT NULL THEN

@@ -307,31 +307,22 @@ def _any(conditions: list[Spec]) -> Spec:
     return "(" + " OR ".join(template for template, _ in conditions) + ")", _values(conditions)
 
 
-def _rank_specs(term: str, named: list[uuid.UUID] | None) -> tuple[Spec, Spec]:
-    """(exact, prefix) conditions on run id, file path and file name.
-
-    `named`: the runs whose lowered path or file name starts with the term, from the service's
-    search documents (`named_runs_query`): the path and name conditions then hold only for them, an
-    index probe of a few ids. None for a term so common that walking the runs in order finds a page
-    of matches sooner (or while the documents are rebuilt)."""
+def _rank_specs(term: str) -> tuple[Spec, Spec]:
+    """(exact, prefix) conditions on run id, file path and file name."""
     lowered = term.lower()
     prefix_pattern = escape_like(lowered) + "%"
     # A file name that equals or starts with the term contains it, and so does the path: the cheap
-    # strpos() test spares most rows of an ordered walk the file-name expression.
+    # strpos() test spares most rows of an ordered walk the file-name expression (the index
+    # on the file name still serves `FILE_NAME LIKE` for rare terms).
     in_path = "strpos(lower(file_path), %s) > 0"
-    by_name: list[Spec] = [
+    exact: list[Spec] = [
         ("lower(file_path) = %s", [lowered]),
         (f"({in_path} AND {FILE_NAME} = %s)", [lowered, lowered]),
     ]
-    by_name_prefix: list[Spec] = [
+    prefix: list[Spec] = [
         ("lower(file_path) LIKE %s", [prefix_pattern]),
         (f"({in_path} AND {FILE_NAME} LIKE %s)", [lowered, prefix_pattern]),
     ]
-    exact, prefix = [_any(by_name)], [_any(by_name_prefix)]
-    if named is not None:
-        # the run's own row stays the exact recheck (the documents may lag an engine's write)
-        exact = [(f"(id = ANY(%s) AND {exact[0][0]})", [named, *exact[0][1]])]
-        prefix = [(f"(id = ANY(%s) AND {prefix[0][0]})", [named, *prefix[0][1]])]
     with contextlib.suppress(ValueError):
         exact.append(("id = %s", [uuid.UUID(lowered)]))
     id_range = uuid_prefix_range(lowered)
@@ -339,17 +330,6 @@ def _rank_specs(term: str, named: list[uuid.UUID] | None) -> tuple[Spec, Spec]:
         low, high = id_range
         prefix.append(("id >= %s", [low]) if high is None else ("(id >= %s AND id < %s)", [low, high]))
     return _any(exact), _any(prefix)
-
-
-# The runs whose path or file name starts with a term (a prefix of its own equals it), up to a
-# limit: more than that and the term is common enough for an ordered walk (see `_rank_specs`).
-NAMED_RUNS_LIMIT: Final = 2_000
-SELECT_NAMED_RUNS: Final = """
-    SELECT id FROM migration_api_search_docs WHERE path_lower LIKE %(p)s OR file_name LIKE %(p)s LIMIT %(n)s"""
-
-
-def named_runs_query(term: str) -> tuple[str, dict[str, Any]]:
-    return SELECT_NAMED_RUNS, {"p": escape_like(term.lower()) + "%", "n": NAMED_RUNS_LIMIT + 1}
 
 
 def _contains_spec(term: str, indexed: bool) -> Spec:
@@ -381,7 +361,6 @@ def build_search(
     offset: int,
     columns: str = RUN_COLUMNS,
     indexed: bool = False,
-    named: list[uuid.UUID] | None = None,
 ) -> tuple[str, list[Any]]:
     """Search hits of the given tiers (see module doc), by tier then `sort`: `limit` rows after
     `offset`, each its `columns` and its tier (`rank`, last).
@@ -389,7 +368,7 @@ def build_search(
     Tiers below the cursor's are skipped, the cursor's own tier continues after the cursor.
     """
     assert query.q is not None
-    (exact, exact_values), (prefix, prefix_values) = _rank_specs(query.q, named)
+    (exact, exact_values), (prefix, prefix_values) = _rank_specs(query.q)
     contains, contains_values = _contains_spec(query.q, indexed)
     tier_conditions: dict[int, Spec] = {
         0: (exact, exact_values),
@@ -417,9 +396,9 @@ def build_search(
     return statement, [*values, limit, offset]
 
 
-def build_count(query: RunQuery, indexed: bool = False, named: list[uuid.UUID] | None = None) -> tuple[str, list[Any]]:
+def build_count(query: RunQuery, indexed: bool = False) -> tuple[str, list[Any]]:
     """Every run the query matches (no paging)."""
     conditions = _filter_specs(query)
     if query.q is not None:
-        conditions.append(_any([*_rank_specs(query.q, named), _contains_spec(query.q, indexed)]))
+        conditions.append(_any([*_rank_specs(query.q), _contains_spec(query.q, indexed)]))
     return f"SELECT count(*) FROM migration_runs{_where(conditions)}", _values(conditions)

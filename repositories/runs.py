@@ -22,7 +22,6 @@ from changelog import derived_current
 from db.loaders import fetch_all, fetch_keeping, fetch_one, for_wire
 from dto.runs import RunRead, body_etag
 from repositories.run_queries import (
-    NAMED_RUNS_LIMIT,
     RANKED_TIERS,
     RUN_COLUMNS,
     SUBSTRING_TIER,
@@ -31,7 +30,6 @@ from repositories.run_queries import (
     build_count,
     build_list,
     build_search,
-    named_runs_query,
 )
 
 SELECT_RUN_BY_ID: Final = f"SELECT {RUN_COLUMNS} FROM migration_runs WHERE id = %(id)s"
@@ -225,9 +223,8 @@ class RunsRepository:
         want, offset = query.limit + 1, query.offset
         rows: list[Any] = []
         as_text = False
-        named = await self._named_runs(conn, query, indexed)
         if cursor is None or cursor.rank < SUBSTRING_TIER:
-            statement, params = build_search(query, cursor, RANKED_TIERS, want + offset, 0, columns, indexed, named)
+            statement, params = build_search(query, cursor, RANKED_TIERS, want + offset, 0, columns, indexed)
             rows, as_text = await fetch_keeping(conn, statement, params, prepare=False)
             if len(rows) >= want + offset:
                 return rows[offset : offset + want], as_text
@@ -235,26 +232,15 @@ class RunsRepository:
         rows = rows[offset:]
         tier_cursor = cursor if cursor is not None and cursor.rank == SUBSTRING_TIER else None
         statement, params = build_search(
-            query, tier_cursor, (SUBSTRING_TIER,), want - len(rows), skip, columns, indexed, named
+            query, tier_cursor, (SUBSTRING_TIER,), want - len(rows), skip, columns, indexed
         )
         more, more_as_text = await fetch_keeping(conn, statement, params, prepare=False)
         return rows + more, as_text or more_as_text
 
-    @staticmethod
-    async def _named_runs(conn: AsyncConnection[Any], query: RunQuery, indexed: bool) -> list[uuid.UUID] | None:
-        """The runs whose path or file name starts with the search term, from the service's search
-        documents; None when they are not current or the term is too common to list (run_queries)."""
-        if not indexed or query.q is None:
-            return None
-        statement, params = named_runs_query(query.q)
-        ids = [row[0] for row in await (await conn.execute(statement, params, prepare=False)).fetchall()]
-        return None if len(ids) > NAMED_RUNS_LIMIT else ids
-
     async def count(self, query: RunQuery, *, exact: bool) -> int:
         """How many runs the query matches: counted, or the planner's estimate (no scan)."""
         async with self.pool.connection() as conn:
-            indexed = derived_current(self.pool)
-            statement, params = build_count(query, indexed, await self._named_runs(conn, query, indexed))
+            statement, params = build_count(query, derived_current(self.pool))
             if exact:
                 cur = await conn.execute(statement, params)
                 row = await cur.fetchone()

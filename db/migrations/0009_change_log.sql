@@ -102,20 +102,11 @@ INSERT INTO migration_api_machinery (id) VALUES (true) ON CONFLICT (id) DO NOTHI
 UPDATE migration_api_machinery SET rollups_ready = false, search_ready = false,
        note = 'schema version 9 installed: rebuilding roll-ups and search documents';
 
--- The search documents of the runs, with a trigram index (pg_trgm, where it may be created), and
--- their lowered paths and file names: kept by the service from the log, so that engines' writes
--- pay for none of these indexes.
--- path_lower and file_name serve the exact and prefix tiers of search; their indexes, too, live
--- here rather than on migration_runs.
+-- The search documents of the runs, with a trigram index (pg_trgm, where it may be created):
+-- kept by the service from the log, so that engines' writes pay for no GIN index.
 CREATE TABLE IF NOT EXISTS migration_api_search_docs (
     id UUID PRIMARY KEY,
-    doc TEXT NOT NULL,
-    path_lower TEXT NOT NULL,
-    file_name TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS migration_api_search_docs_path_idx
-    ON migration_api_search_docs USING btree (path_lower text_pattern_ops);
-CREATE INDEX IF NOT EXISTS migration_api_search_docs_name_idx
-    ON migration_api_search_docs USING btree (file_name text_pattern_ops);
+    doc TEXT NOT NULL);
 
 DO $$ BEGIN
     CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public;

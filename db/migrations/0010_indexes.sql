@@ -13,6 +13,11 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS migration_runs_record_type_idx ON migrat
 CREATE INDEX CONCURRENTLY IF NOT EXISTS workflow_states_run_id_idx ON workflow_states USING btree (run_id);
 CREATE INDEX CONCURRENTLY IF NOT EXISTS workflow_checkpoints_run_id_idx ON workflow_checkpoints USING btree (run_id);
 
+-- Search: exact and prefix matches of the file path and of the file name.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS migration_runs_lower_file_path_idx
+    ON migration_runs USING btree (lower(file_path) text_pattern_ops);
+CREATE INDEX CONCURRENTLY IF NOT EXISTS migration_runs_file_name_idx
+    ON migration_runs USING btree (migration_api_file_name(file_path) text_pattern_ops);
 -- Statistics "now": running and stuck runs (partial: a run leaves it when it finishes).
 CREATE INDEX CONCURRENTLY IF NOT EXISTS migration_api_runs_running_updated_at_idx
     ON migration_runs USING btree (updated_at) WHERE status = 'running';
@@ -41,9 +46,6 @@ DROP INDEX CONCURRENTLY IF EXISTS migration_runs_completed_at_id_idx;
 DROP INDEX CONCURRENTLY IF EXISTS migration_runs_total_duration_id_idx;
 DROP INDEX CONCURRENTLY IF EXISTS migration_runs_status_total_duration_id_idx;
 DROP INDEX CONCURRENTLY IF EXISTS migration_runs_search_trgm_idx;
--- Search by path and file name reads the service's copy (migration_api_search_docs).
-DROP INDEX CONCURRENTLY IF EXISTS migration_runs_lower_file_path_idx;
-DROP INDEX CONCURRENTLY IF EXISTS migration_runs_file_name_idx;
 DROP INDEX CONCURRENTLY IF EXISTS migration_api_runs_failed_fingerprint_idx;
 DROP INDEX CONCURRENTLY IF EXISTS workflow_states_run_id_step_order_idx;
 DROP INDEX CONCURRENTLY IF EXISTS workflow_checkpoints_run_id_created_at_idx;
