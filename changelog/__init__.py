@@ -23,6 +23,6 @@ schema's baseline first). Meanwhile `Machinery` says the roll-ups and search doc
 ready, statistics and search read the base tables, and the read cache is off.
 """
 
-from changelog.folder import Folder, Machinery, derived_current, machinery_of
+from changelog.folder import Folder, Machinery, derived_current
 
-__all__ = ["Folder", "Machinery", "derived_current", "machinery_of"]
+__all__ = ["Folder", "Machinery", "derived_current"]

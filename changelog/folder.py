@@ -62,7 +62,6 @@ class Machinery:
     search_ready: bool = False
     note: str | None = "not started"
     backlog: bool = False
-    last_fold: float | None = None  # monotonic time of the last completed cycle
 
     @property
     def status(self) -> str:
@@ -73,15 +72,6 @@ class Machinery:
 
 # Per pool, so that repositories (which hold the pool) find their process's folder.
 _folders: weakref.WeakKeyDictionary[AsyncConnectionPool, Folder] = weakref.WeakKeyDictionary()
-
-
-def folder_of(pool: AsyncConnectionPool) -> Folder | None:
-    return _folders.get(pool)
-
-
-def machinery_of(pool: AsyncConnectionPool) -> Machinery | None:
-    folder = _folders.get(pool)
-    return None if folder is None else folder.machinery
 
 
 def derived_current(pool: AsyncConnectionPool) -> bool:
@@ -181,7 +171,6 @@ class Folder:
                 except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
                     await self._repair(f"a fold failed ({str(exc).strip().splitlines()[0]})")
                     return
-        self.machinery.last_fold = time.monotonic()
 
     def kick(self) -> None:
         """Run the next cycle now (something was written)."""
@@ -197,18 +186,17 @@ class Folder:
         batch waiting and queue behind the folds."""
         return self.machinery.running and not self._rebuilding and self.machinery.rollups_ready
 
-    async def fold_now(self) -> bool:
-        """Fold what is logged so far before returning (after the service's own write); False when
-        that could not be done (a rebuild under way here or in another instance)."""
+    async def fold_now(self) -> None:
+        """Fold what is logged so far before returning (after the service's own write), unless a
+        rebuild is under way here or in another instance (reads use the base tables then)."""
         if self._conn is None or self._rebuilding or not self.machinery.rollups_ready:
             self.kick()
-            return False
+            return
         try:
-            return await self.fold(wait=True) >= 0
+            await self.fold(wait=True)
         except Exception as exc:  # the loop notices and recovers; the write itself succeeded
             logger.warning("change-log fold after a write failed: %s", exc.__class__.__name__)
             self.kick()
-            return False
 
     async def fold(self, *, wait: bool = False) -> int:
         """Fold up to BATCH_ROWS log rows in one transaction; return how many were folded, -1

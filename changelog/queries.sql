@@ -90,9 +90,6 @@ DELETE FROM migration_api_log_alive;
 INSERT INTO migration_api_log_alive (alive) VALUES (true);
 UPDATE migration_api_machinery SET rollups_ready = true, search_ready = true, rebuilt_at = now(), note = NULL;
 
--- name: analyze
-ANALYZE migration_api_search_docs;
-
 -- name: notify
 -- The runs whose cached copies every process drops ('*': all of them).
 SELECT pg_notify('migration_api_runs', %(ids)s);
