@@ -4,6 +4,8 @@ statistics stay correct without them (a database user that may not create tables
 from __future__ import annotations
 
 import random
+import threading
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -343,3 +345,65 @@ def test_day_and_hour_buckets_are_utc_whatever_the_session_time_zone(
     assert row is not None
     assert row[0] == datetime(2026, 3, 1, tzinfo=UTC)
     assert _day(at) + DAY > at
+
+
+def test_rollups_stay_exact_under_16_concurrent_engine_connections(
+    client: TestClient[Any], db: psycopg.Connection[Any], settings: Any
+) -> None:
+    """Engines writing at once (inserts, finishing and heartbeat updates, deletes, steps, in
+    autocommit and in small transactions) never deadlock or fail, and once the folder has caught
+    up the roll-ups equal a recomputation from the base tables."""
+    assert settings.database_url is not None
+    options = f"-c search_path={settings.db_schema}"
+    errors: list[BaseException] = []
+    written = [0]
+    deadline = time.monotonic() + 3.0
+
+    def engine(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            with psycopg.connect(settings.database_url, autocommit=True, options=options) as conn:
+                mine: list[str] = []
+                while time.monotonic() < deadline:
+                    action = rng.random()
+                    if action < 0.45 or not mine:
+                        mine.append(insert_run(conn, record_type=rng.choice(("claim", "absence", "employee"))))
+                        conn.execute(
+                            "INSERT INTO workflow_states (id, run_id, step_name, state_data, step_order) "
+                            "VALUES (gen_random_uuid(), %s, 'read', '{}', 1)",
+                            (mine[-1],),
+                        )
+                    elif action < 0.75:
+                        failed = rng.random() < 0.3
+                        with conn.transaction():  # a finish and a heartbeat of another run together
+                            conn.execute(
+                                "UPDATE migration_runs SET status = %s, success = %s, total_duration = %s, "
+                                "completed_at = now(), error_message = %s WHERE id = %s",
+                                (
+                                    "failed" if failed else "completed",
+                                    not failed,
+                                    # roll-ups sum durations as numeric, cast from float8 at 15 digits
+                                    round(rng.uniform(0.5, 500), 3),
+                                    f"Timeout after {rng.randint(1, 9)} s" if failed else None,
+                                    rng.choice(mine),
+                                ),
+                            )
+                            conn.execute(
+                                "UPDATE migration_runs SET updated_at = now() WHERE id = %s", (rng.choice(mine),)
+                            )
+                    else:
+                        conn.execute("DELETE FROM migration_runs WHERE id = %s", (mine.pop(rng.randrange(len(mine))),))
+                    written[0] += 1
+        except BaseException as exc:  # reported below: any failure of an engine statement fails the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=engine, args=(seed,)) for seed in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert written[0] > 100
+    assert_rollups_agree(db)
+    runs = fetch_runs(db)
+    assert client.get(f"{API}/stats").json()["total_migrations"] == len(runs)
