@@ -47,16 +47,15 @@ SELECT count(*), coalesce(bool_or(run_id IS NULL), false),
   FROM migration_api_fold_batch;
 
 -- name: delta
--- The batch as roll-up deltas: a run's old and new row cancel when they agree on every rolled-up
--- column (a heartbeat), and non-finite durations count as none.
+-- The batch as roll-up deltas, row by row (non-finite durations count as none). A run's old and
+-- new row are not cancelled against each other even when equal: a maximum that a fold read from
+-- the base rows before the change was folded must still see its value removed, or it would stay.
 INSERT INTO migration_api_fold_delta (created_at, status, record_type, total_duration, success, error_message, s)
 SELECT created_at, status, record_type,
        CASE WHEN total_duration > '-Infinity'::float8 AND total_duration < 'Infinity'::float8 THEN total_duration END,
-       success, error_message, sum(s)
+       success, error_message, s
   FROM migration_api_fold_batch
- WHERE s <> 0 AND run_id IS NOT NULL
- GROUP BY run_id, created_at, status, record_type, total_duration, success, error_message
-HAVING sum(s) <> 0;
+ WHERE s <> 0 AND run_id IS NOT NULL;
 
 -- name: refresh_search_docs
 -- The search documents of the batch's runs, as they are now (a deleted run loses its document).

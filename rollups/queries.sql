@@ -8,7 +8,7 @@
 -- as "no duration": they are in no sum, maximum or histogram.
 --
 -- A fold reads `migration_api_fold_delta`: the batch's rows, +1 for a run's row as it now is and
--- -1 for the row it replaced, with the pairs that change nothing rolled up already cancelled. It
+-- -1 for the row it replaced (a heartbeat's pair cancels in the sums, touching no histogram). It
 -- upserts the sums in key order (two folds never run at once: the folder holds a lock), then
 -- deletes emptied rows and recomputes the maxima and first/last-seen times that a removed row may
 -- have held, from the base rows of that one hour or day.
