@@ -232,6 +232,38 @@ def test_truncate_empties_the_rollups(client: TestClient[Any], db: psycopg.Conne
     assert client.get(f"{API}/stats").json()["total_migrations"] == 0
 
 
+def test_a_server_crash_empties_the_derived_tables_and_they_are_rebuilt(
+    client: TestClient[Any], db: psycopg.Connection[Any]
+) -> None:
+    """The roll-ups and search documents are UNLOGGED (they write no WAL the engines' commits
+    would wait behind); a crash empties them with the change log and its sentinel, as truncating
+    them here does, and the folder rebuilds them from the base tables."""
+    unlogged = {
+        name
+        for (name,) in db.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND relpersistence = 'u' "
+            "AND relnamespace = current_schema()::regnamespace"
+        )
+    }
+    assert {*ROLLUP_QUERIES, "migration_api_search_docs", "migration_api_changes"} <= unlogged
+    for i in range(5):
+        insert_run(db, status="failed", success=False, total_duration=2.0 + i, error_message=f"Timeout after {i}s")
+    wait_folded(db)
+    rebuilt_before = db.execute("SELECT rebuilt_at FROM migration_api_machinery").fetchone()
+    db.execute(
+        "TRUNCATE migration_api_log_alive, migration_api_changes, migration_api_search_docs, "
+        + ", ".join(ROLLUP_QUERIES)
+    )
+    deadline = time.monotonic() + 15
+    while db.execute("SELECT rebuilt_at FROM migration_api_machinery").fetchone() == rebuilt_before:
+        assert time.monotonic() < deadline, "no rebuild after the derived tables were emptied"
+        time.sleep(0.05)
+    assert_rollups_agree(db)
+    assert client.get(f"{API}/stats").json()["total_migrations"] == 5
+    found = client.get(f"{API}/search", params={"q": "timeout after 3"}).json()
+    assert [r["error_message"] for r in found] == ["Timeout after 3s"]
+
+
 def test_a_concurrent_writer_sees_its_rollup_changes_only_on_commit(
     client: TestClient[Any], db: psycopg.Connection[Any], settings: Any
 ) -> None:
