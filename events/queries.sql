@@ -5,20 +5,18 @@
 
 -- name: fold
 -- The batch's changes as events, in the order they were made: a run created, updated (its new
--- row) or deleted, a state or checkpoint appended. A step's event carries its run's status and
--- record type as they are now. The batch's highest id is announced to every instance's stream.
+-- row) or deleted, a state or checkpoint appended. A run's event keeps the run's status and
+-- record type after the change; a step's has none stored (`after` reads the run's). The batch's
+-- highest id is announced to every instance's stream.
 WITH made AS (
     INSERT INTO migration_api_events (id, at, run_id, kind, status, record_type, name, step_order)
-    SELECT nextval('migration_api_event_ids'), at, run_id, kind, status, record_type, name, step_order
-      FROM (SELECT b.logged_at AS at, b.run_id, b.kind,
-                   coalesce(b.status, r.status) AS status, coalesce(b.record_type, r.record_type) AS record_type,
-                   b.name, b.step_order
-              FROM migration_api_fold_batch b
-              LEFT JOIN migration_runs r ON b.s = 0 AND r.id = b.run_id
-             WHERE b.run_id IS NOT NULL
-               AND (b.kind IN ('run_created', 'run_updated', 'state_appended', 'checkpoint_appended') AND b.s >= 0
-                    OR b.kind = 'run_deleted')
-             ORDER BY b.logged_at, b.s) AS changes
+    SELECT nextval('migration_api_event_ids'), logged_at, run_id, kind, status, record_type, name, step_order
+      FROM (SELECT logged_at, run_id, kind, status, record_type, name, step_order
+              FROM migration_api_fold_batch
+             WHERE run_id IS NOT NULL
+               AND (kind IN ('run_created', 'run_updated', 'state_appended', 'checkpoint_appended') AND s >= 0
+                    OR kind = 'run_deleted')
+             ORDER BY logged_at, s) AS changes
     RETURNING id)
 SELECT pg_notify('migration_api_events', max(id)::text) FROM made HAVING count(*) > 0;
 
@@ -52,8 +50,9 @@ SELECT events_floor, greatest(events_floor, (SELECT max(id) FROM migration_api_e
 
 -- name: after
 -- Up to %(limit)s events after an id, oldest first, each with its run as it is now (none when
--- deleted since).
-SELECT e.id, e.kind, e.run_id, e.at, e.status, e.record_type, e.name, e.step_order,
+-- deleted since); a step's event takes the run's status and record type from it.
+SELECT e.id, e.kind, e.run_id, e.at, coalesce(e.status, r.status), coalesce(e.record_type, r.record_type),
+       e.name, e.step_order,
        r.id, r.file_path, r.record_type, r.status, r.created_at, r.updated_at, r.completed_at,
        r.total_duration, r.success, r.error_message
   FROM migration_api_events e
@@ -64,7 +63,8 @@ SELECT e.id, e.kind, e.run_id, e.at, e.status, e.record_type, e.name, e.step_ord
 
 -- name: after_for_run
 -- The same for one run, and the resets (which concern every client).
-SELECT e.id, e.kind, e.run_id, e.at, e.status, e.record_type, e.name, e.step_order,
+SELECT e.id, e.kind, e.run_id, e.at, coalesce(e.status, r.status), coalesce(e.record_type, r.record_type),
+       e.name, e.step_order,
        r.id, r.file_path, r.record_type, r.status, r.created_at, r.updated_at, r.completed_at,
        r.total_duration, r.success, r.error_message
   FROM migration_api_events e
