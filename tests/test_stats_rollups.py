@@ -245,13 +245,13 @@ def test_a_server_crash_empties_the_derived_tables_and_they_are_rebuilt(
             "AND relnamespace = current_schema()::regnamespace"
         )
     }
-    assert {*ROLLUP_QUERIES, "migration_api_search_docs", "migration_api_changes"} <= unlogged
+    assert {*ROLLUP_QUERIES, "migration_api_search_docs", "migration_api_changes", "migration_api_events"} <= unlogged
     for i in range(5):
         insert_run(db, status="failed", success=False, total_duration=2.0 + i, error_message=f"Timeout after {i}s")
     wait_folded(db)
     rebuilt_before = db.execute("SELECT rebuilt_at FROM migration_api_machinery").fetchone()
     db.execute(
-        "TRUNCATE migration_api_log_alive, migration_api_changes, migration_api_search_docs, "
+        "TRUNCATE migration_api_log_alive, migration_api_changes, migration_api_search_docs, migration_api_events, "
         + ", ".join(ROLLUP_QUERIES)
     )
     deadline = time.monotonic() + 15
@@ -262,6 +262,13 @@ def test_a_server_crash_empties_the_derived_tables_and_they_are_rebuilt(
     assert client.get(f"{API}/stats").json()["total_migrations"] == 5
     found = client.get(f"{API}/search", params={"q": "timeout after 3"}).json()
     assert [r["error_message"] for r in found] == ["Timeout after 3s"]
+    # Event-stream clients are told that what happened meanwhile is gone: reload.
+    resets = db.execute("SELECT name FROM migration_api_events WHERE kind = 'reset'").fetchall()
+    assert [r[0] for r in resets] == ["statistics rebuilt: the change log was emptied (server crash or restore)"]
+    floor, newest = db.execute(
+        "SELECT events_floor, (SELECT max(id) FROM migration_api_events) FROM migration_api_machinery"
+    ).fetchone() or (0, 0)
+    assert floor == newest - 1
 
 
 def test_a_concurrent_writer_sees_its_rollup_changes_only_on_commit(
