@@ -146,9 +146,10 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(settings: Settings, **env_overrides: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """The service under a real uvicorn on a free port, with these settings and environment
-    overrides; yields its base URL and process, and stops it (SIGTERM) afterwards."""
+def serve(settings: Settings, workers: int = 1, **env_overrides: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The service under a real uvicorn on a free port (with `workers` processes), with these
+    settings and environment overrides; yields its base URL and process, and stops it (SIGTERM)
+    afterwards."""
     port = _free_port()
     env = {
         **os.environ,
@@ -170,6 +171,7 @@ def serve(settings: Settings, **env_overrides: str) -> Iterator[tuple[str, subpr
             "--no-access-log",
             "--timeout-graceful-shutdown",
             "2",
+            *(["--workers", str(workers)] if workers > 1 else []),
         ],
         cwd=PROJECT_DIR,
         env=env,
