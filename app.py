@@ -28,7 +28,7 @@ from controllers.steps import StepsController
 from controllers.system import API_DESCRIPTION, API_NAME, API_VERSION, SystemController
 from controllers.timeline import TimelineController
 from db.embedded import start_embedded
-from db.pool import create_pool
+from db.pool import check_pooled_schema, create_pool
 from db.schema import ensure_schema, repair_schema
 from docs_site import openapi_config, static_routers
 from errors import EXCEPTION_HANDLERS
@@ -47,13 +47,16 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
     if url is None:
         embedded = await anyio.to_thread.run_sync(start_embedded, settings.embedded_pg_dir)
         url = embedded.url
+    # What needs a session of its own goes straight to the server, not through a pooler.
+    direct = settings.database_direct_url or url
     try:
         version = 0
         if settings.migrate_on_start:
-            report = await anyio.to_thread.run_sync(ensure_schema, url, settings.db_schema)
+            report = await anyio.to_thread.run_sync(ensure_schema, direct, settings.db_schema)
             version = report.version
         pool = create_pool(url, settings)
         await pool.open(wait=True, timeout=max(settings.pool_timeout, 10.0))
+        await check_pooled_schema(pool, settings)
         app.state.pool = pool
         app.state.embedded = embedded
         app.state.schema_version = version
@@ -62,20 +65,20 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
         if await _change_log_installed(pool):
             cache = RunCache(settings.run_cache_bytes) if settings.run_cache_bytes > 0 else None
             folder = Folder(
-                url,
+                direct,
                 settings.db_schema,
                 pool,
                 cache,
                 repair=repair_schema,
                 events_retention=settings.events_retention_seconds,
             )
-            hub = Hub(url, pool, queue_size=settings.events_client_queue)
+            hub = Hub(direct, pool, queue_size=settings.events_client_queue)
             app.state.run_cache, app.state.folder, app.state.hub = cache, folder, hub
             tasks.append(asyncio.create_task(folder.run(), name="change-log-folder"))
             tasks.append(asyncio.create_task(hub.run(), name="event-listener"))
             restore_signals = end_streams_on_signals(hub)
             if cache is not None:
-                tasks.append(asyncio.create_task(listen(cache, url), name="run-cache-listener"))
+                tasks.append(asyncio.create_task(listen(cache, direct), name="run-cache-listener"))
         try:
             yield
         finally:

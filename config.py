@@ -23,6 +23,11 @@ class ConfigError(ValueError):
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # None means "no database configured": an embedded PostgreSQL is started in `embedded_pg_dir`.
     database_url: str | None = None
+    # What needs a session (migrations, LISTEN, the folder's advisory locks) connects here when
+    # DATABASE_URL goes through a transaction-pooling PgBouncer; None means DATABASE_URL.
+    database_direct_url: str | None = None
+    # "transaction": DATABASE_URL is a transaction-mode pooler (README, "Behind PgBouncer").
+    db_pooler: str = "none"
     db_schema: str = "public"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -97,11 +102,16 @@ def _bool(env: Mapping[str, str | None], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _libpq_url(env: Mapping[str, str | None], name: str) -> str | None:
+    url = _env(env, name)
+    if url is not None and not url.startswith(("postgresql://", "postgres://")) and "=" not in url:
+        raise ConfigError(f"{name} must be a postgresql:// URL or a libpq 'key=value' string, got {url!r}")
+    return url
+
+
 def _database_url(env: Mapping[str, str | None]) -> str | None:
-    url = _env(env, "DATABASE_URL")
+    url = _libpq_url(env, "DATABASE_URL")
     if url is not None:
-        if not url.startswith(("postgresql://", "postgres://")) and "=" not in url:
-            raise ConfigError(f"DATABASE_URL must be a postgresql:// URL or a libpq 'key=value' string, got {url!r}")
         return url
     host = _env(env, "DB_HOST")
     if host is None:
@@ -135,8 +145,20 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise ConfigError(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {log_level!r}")
     pg_dir = _env(env, "EMBEDDED_PG_DIR")
+    database_url = _database_url(env)
+    direct_url = _libpq_url(env, "DATABASE_DIRECT_URL")
+    pooler = (_env(env, "DB_POOLER") or "none").lower()
+    if pooler not in {"none", "transaction"}:
+        raise ConfigError(f"DB_POOLER must be none or transaction, got {pooler!r}")
+    if pooler == "transaction" and (database_url is None or direct_url is None):
+        raise ConfigError(
+            "DB_POOLER=transaction needs DATABASE_URL (the pooler) and DATABASE_DIRECT_URL (the server itself, "
+            "for migrations, LISTEN and advisory locks)"
+        )
     return Settings(
-        database_url=_database_url(env),
+        database_url=database_url,
+        database_direct_url=direct_url,
+        db_pooler=pooler,
         db_schema=schema,
         host=_env(env, "HOST") or "127.0.0.1",
         port=_int(env, "PORT", 8000, 1, 65535),

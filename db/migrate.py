@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     embedded = None
-    url = settings.database_url
+    url = settings.database_direct_url or settings.database_url
     if url is None:
         embedded = start_embedded(settings.embedded_pg_dir)
         url = embedded.url

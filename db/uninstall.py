@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(render(settings.db_schema))
         return 0
     embedded = None
-    url = settings.database_url
+    url = settings.database_direct_url or settings.database_url
     if url is None:
         embedded = start_embedded(settings.embedded_pg_dir)
         url = embedded.url
