@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 RUNS   ?= 1000000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint fmt seed migrate uninstall bench bench-writes bench-freshness clean-db
+.PHONY: help install run test lint fmt seed migrate uninstall prune-runs bench bench-writes bench-freshness clean-db
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-15s %s\n", $$1, $$2}'
@@ -39,6 +39,10 @@ migrate: $(STAMP) ## Create missing tables and indexes in the configured databas
 
 uninstall: $(STAMP) ## Remove the service's triggers, indexes, functions and tables, never the engines' (DRY_RUN=1: print the SQL)
 	$(BIN)/python -m db.uninstall $(if $(DRY_RUN),--dry-run)
+
+prune-runs: $(STAMP) ## Delete finished runs older than DAYS days with their states and checkpoints, in batches (ARCHIVE=file.jsonl keeps them; DRY_RUN=1 counts)
+	@test -n "$(DAYS)" || { echo "usage: make prune-runs DAYS=90 [ARCHIVE=old-runs.jsonl] [DRY_RUN=1]"; exit 2; }
+	$(BIN)/python -m db.retention --older-than-days $(DAYS) $(if $(ARCHIVE),--archive $(ARCHIVE)) $(if $(DRY_RUN),--dry-run)
 
 seed: $(STAMP) ## Fill the database with realistic demo runs, states and checkpoints (N=500)
 	$(BIN)/python -m db.seed --runs $${N:-500}
