@@ -8,7 +8,8 @@ events follow within milliseconds; an engine's direct write within the fold inte
 
 Where they go (`Hub`, one per process): one LISTEN connection; on each notice (and every few
 seconds regardless) it reads the events after the last one it saw, encodes each once and hands
-it to every stream of the process whose filter matches, through a bounded queue per client. A
+it to every stream of the process whose filter matches, through a bounded queue per client
+(with no stream open it reads nothing, it only notes the newest id announced). A
 client whose queue fills (it reads too slowly) is dropped with a `dropped` event naming the
 reason; the others never wait for it. A stream that resumes (`Last-Event-ID`) first reads what
 it missed from the table, then follows the hub; ids it already sent are skipped, so there is no

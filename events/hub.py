@@ -163,8 +163,13 @@ class Hub:
                     self.listening = True
                     await self._catch_up(check_floor=True)
                     while True:
-                        async for _ in conn.notifies(timeout=POLL_SECONDS, stop_after=1):
-                            pass
+                        announced = None
+                        async for notice in conn.notifies(timeout=POLL_SECONDS, stop_after=1):
+                            announced = int(notice.payload) if notice.payload.isdigit() else None
+                        if announced is not None and not self._subscriptions:
+                            # Nobody to hand events to: note how far they go, read none.
+                            self.last_id = max(self.last_id, announced)
+                            continue
                         await self._catch_up()
             except asyncio.CancelledError:
                 raise
@@ -175,6 +180,9 @@ class Hub:
             await asyncio.sleep(RECONNECT_SECONDS)
 
     async def _catch_up(self, *, check_floor: bool = False) -> None:
+        if not self._subscriptions:
+            self.last_id = max(self.last_id, (await self.position())[1])
+            return
         if check_floor:  # after a reconnect: were events pruned meanwhile?
             floor, newest, sequence = await self.position()
             reason = self.missed_since(self.last_id, floor, newest, sequence)

@@ -22,13 +22,13 @@ SELECT pg_notify('migration_api_events', max(id)::text) FROM made HAVING count(*
 
 -- name: reset
 -- After a rebuild: what the log held is gone unstreamed, so a `reset` event tells every client
--- to reload, and a client resuming from before it is told the same.
+-- to reload, and a client resuming from before it is told the same. Announced like a fold's.
 WITH made AS (
     INSERT INTO migration_api_events (id, at, kind, name)
     VALUES (nextval('migration_api_event_ids'), clock_timestamp(), 'reset', %(reason)s)
     RETURNING id)
 UPDATE migration_api_machinery SET events_floor = greatest(events_floor, (SELECT id - 1 FROM made))
-RETURNING pg_notify('migration_api_events', events_floor::text);
+RETURNING pg_notify('migration_api_events', (events_floor + 1)::text);
 
 -- name: prune
 -- Events older than the retention go: of the %(limit)s oldest ids, those past it, in one short
