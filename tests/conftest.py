@@ -138,7 +138,7 @@ class FoldedClient(TestClient[Any]):
         return super().request(*args, **kwargs)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -147,7 +147,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def live_server(settings: Settings, _schema_ready: None) -> Iterator[str]:
     """The service under a real uvicorn (for concurrency and streaming tests); yields its base URL."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url or "",
