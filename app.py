@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -28,6 +29,7 @@ from controllers.system import API_DESCRIPTION, API_NAME, API_VERSION, SystemCon
 from controllers.timeline import TimelineController
 from db.embedded import start_embedded
 from db.pool import create_pool
+from db.reach import DatabaseUnreachable, check_database, target
 from db.schema import ensure_schema, repair_schema
 from docs_site import openapi_config, static_routers
 from errors import EXCEPTION_HANDLERS
@@ -38,7 +40,7 @@ logger = logging.getLogger("migration_api")
 @asynccontextmanager
 async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
     """Start the embedded server if no database is configured, bring the schema up, open the pool,
-    start the change-log folder and the read cache's listener."""
+    start the change-log folder and the read cache's listener; then log the startup banner."""
     settings: Settings = app.state.settings
     embedded = None
     url = settings.database_url
@@ -46,6 +48,11 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
         embedded = await anyio.to_thread.run_sync(start_embedded, settings.embedded_pg_dir)
         url = embedded.url
     try:
+        try:
+            await anyio.to_thread.run_sync(check_database, url)
+        except DatabaseUnreachable as exc:
+            logger.error("%s", exc)  # one line; the startup failure below repeats it for uvicorn
+            raise StartupFailed(str(exc)) from None
         version = 0
         if settings.migrate_on_start:
             report = await anyio.to_thread.run_sync(ensure_schema, url, settings.db_schema)
@@ -54,16 +61,18 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
         await pool.open(wait=True, timeout=max(settings.pool_timeout, 10.0))
         app.state.pool = pool
         app.state.embedded = embedded
-        app.state.schema_version = version
         tasks: list[asyncio.Task[None]] = []
-        if await _change_log_installed(pool):
-            cache = RunCache(settings.run_cache_bytes) if settings.run_cache_bytes > 0 else None
-            folder = Folder(url, settings.db_schema, pool, cache, repair=repair_schema)
-            app.state.run_cache, app.state.folder = cache, folder
-            tasks.append(asyncio.create_task(folder.run(), name="change-log-folder"))
-            if cache is not None:
-                tasks.append(asyncio.create_task(listen(cache, url), name="run-cache-listener"))
         try:
+            app.state.schema_version = version or await _schema_version(pool)
+            if await _change_log_installed(pool):
+                cache = RunCache(settings.run_cache_bytes) if settings.run_cache_bytes > 0 else None
+                folder = Folder(url, settings.db_schema, pool, cache, repair=repair_schema)
+                app.state.run_cache, app.state.folder = cache, folder
+                tasks.append(asyncio.create_task(folder.run(), name="change-log-folder"))
+                if cache is not None:
+                    tasks.append(asyncio.create_task(listen(cache, url), name="run-cache-listener"))
+            for line in await startup_banner(app, url):
+                logger.info("%s", line)
             yield
         finally:
             for task in tasks:
@@ -72,6 +81,44 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
     finally:
         if embedded is not None:
             await anyio.to_thread.run_sync(embedded.stop)
+
+
+class StartupFailed(RuntimeError):
+    """The service cannot start; the message is one line for the operator."""
+
+
+async def _schema_version(pool: AsyncConnectionPool) -> int:
+    """The newest schema version applied (0 when the service's tables are not installed)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT to_regclass('migration_api_schema_versions') IS NOT NULL")
+        row = await cur.fetchone()
+        if not (row and row[0]):
+            return 0
+        cur = await conn.execute("SELECT coalesce(max(version), 0) FROM migration_api_schema_versions")
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+async def startup_banner(app: Litestar, url: str) -> list[str]:
+    """What an operator needs to know once the service is up: one line per topic (add lines here)."""
+    settings: Settings = app.state.settings
+    async with app.state.pool.connection() as conn:
+        cur = await conn.execute("SELECT current_setting('server_version')")
+        row = await cur.fetchone()
+    server_version = row[0] if row else "unknown"
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    base = f"http://{'localhost' if settings.host in {'127.0.0.1', '0.0.0.0'} else host}:{settings.port}"
+    embedded = app.state.embedded
+    where = (
+        f"embedded PostgreSQL {server_version}, data in {embedded.data_dir}"
+        if embedded is not None
+        else f"PostgreSQL {server_version} at {target(url)}"
+    )
+    return [
+        f"{API_NAME} {API_VERSION} listening on http://{host}:{settings.port} (process {os.getpid()})",
+        f"docs: {base}/docs (Swagger UI), {base}/redoc (ReDoc), {base}/elements (Elements), {base}/openapi.json",
+        f"database: {where}; schema {settings.db_schema} at version {app.state.schema_version}",
+    ]
 
 
 async def _change_log_installed(pool: AsyncConnectionPool) -> bool:
@@ -153,24 +200,65 @@ def __getattr__(name: str) -> Litestar:
     return _app
 
 
+def _port(text: str) -> int:
+    import argparse
+
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number from 1 to 65535, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a number from 1 to 65535, got {text!r}")
+    return port
+
+
+def _workers(text: str) -> int:
+    import argparse
+
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
     import uvicorn
 
-    parser = argparse.ArgumentParser(description="Serve the Migration-Accelerators API (HOST/PORT from the env).")
-    parser.add_argument("--reload", action="store_true", help="restart when a source file changes")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (not with --reload)")
+    parser = argparse.ArgumentParser(
+        prog="python app.py",
+        description="Serve the Migration-Accelerators API with uvicorn. Settings come from the environment "
+        "and .env (README, Configuration); --host and --port override HOST and PORT.",
+    )
+    parser.add_argument("--host", help="address to listen on (default: HOST, else 127.0.0.1)")
+    parser.add_argument("--port", type=_port, help="port to listen on (default: PORT, else 8000)")
+    parser.add_argument("--workers", type=_workers, default=1, help="worker processes (default 1; not with --reload)")
+    parser.add_argument("--reload", action="store_true", help="restart when a source file changes (development)")
     args = parser.parse_args(argv)
+    if args.reload and args.workers > 1:
+        parser.error(
+            "--workers cannot be combined with --reload: the reloader runs a single process that it restarts "
+            "on every change; use --reload for development or --workers N to serve"
+        )
 
     try:
         settings = load_settings()
     except ConfigError as exc:
         sys.exit(f"configuration error: {exc}")
+    host, port = args.host or settings.host, args.port or settings.port
+    # Workers and the reloader's processes build the app from the environment (`app:app`).
+    os.environ["HOST"], os.environ["PORT"] = host, str(port)
+    if settings.database_url is not None:
+        # Checked here, before uvicorn starts: a worker whose startup fails would print a traceback,
+        # and under --reload the reloader would stay up with nothing listening.
+        try:
+            check_database(settings.database_url)
+        except DatabaseUnreachable as exc:
+            sys.exit(f"error: {exc}")
     uvicorn.run(
         "app:app",
-        host=settings.host,
-        port=settings.port,
+        host=host,
+        port=port,
         reload=args.reload,
         workers=None if args.reload else args.workers,
         timeout_graceful_shutdown=5,

@@ -19,7 +19,7 @@ from polyfactory import Use
 from polyfactory.factories.msgspec_factory import MsgspecFactory
 
 from config import ConfigError, load_settings
-from db.embedded import start_embedded
+from db.reach import command_database
 from db.schema import ensure_schema
 from dto.runs import RunRead
 from dto.steps import CheckpointRead, StateRead
@@ -169,15 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    embedded = start_embedded(settings.embedded_pg_dir) if settings.database_url is None else None
-    url = embedded.url if embedded else settings.database_url
-    assert url is not None
-    try:
+    with command_database(settings) as url:
         ensure_schema(url, settings.db_schema)
         seed(url, settings.db_schema, args.runs)
-    finally:
-        if embedded is not None:
-            embedded.stop()
     print(f"added {args.runs} runs with their states and checkpoints to schema {settings.db_schema}")
     return 0
 
