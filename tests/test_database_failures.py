@@ -73,6 +73,8 @@ def test_a_lost_database_is_503_with_detail_never_an_empty_list(
         assert health.status_code == 503
         assert "database" in health.json()["detail"]
         assert time.monotonic() - started < 3.0
+        head = client.head("/health")
+        assert (head.status_code, head.content) == (503, b"")
 
         for path in (API, f"{API}/search?q=claim", f"{API}/stats", f"{API}/{uuid.uuid4()}"):
             response = client.get(path)
