@@ -24,7 +24,12 @@ class SystemController(Controller):
     path = "/"
     tags = ["Service"]
 
-    @get("/", operation_id="GetApiInfo", summary="API name, version and links")
+    @get(
+        "/",
+        operation_id="GetApiInfo",
+        response_description="The API's name, version, description and links to the docs pages and main endpoints.",
+        summary="API name, version and links",
+    )
     async def api_info(self) -> ApiInfo:
         """Name, version and where to find the docs and the endpoints."""
         return ApiInfo(
@@ -46,6 +51,10 @@ class SystemController(Controller):
     @get(
         "/health",
         operation_id="GetHealth",
+        response_description=(
+            "The service is up and the database answered: its latency, server version, schema version, and the state "
+            "of the derived statistics."
+        ),
         summary="Service and database health",
         responses={503: error_responses()[503]},
     )
@@ -56,6 +65,7 @@ class SystemController(Controller):
     @head(
         "/health",
         operation_id="HeadHealth",
+        response_description=("The service is up and the database answered (no body)."),
         summary="Service and database health, status code only",
         description="The status of `GET /health` without a body, for load balancers and uptime checks.",
         responses={503: error_responses()[503]},

@@ -37,8 +37,7 @@ def test_seeded_runs_look_real_and_estimates_are_right_at_once(
     assert stats["stuck"] == round(RUNS * STUCK_SHARE)  # a handful, not most of the running ones
     assert stats["running_now"] > stats["stuck"]
 
-    groups = client.get(f"{API}/stats/errors").json()
-    fingerprints = groups["groups"] if isinstance(groups, dict) else groups
+    fingerprints = client.get(f"{API}/stats/errors").json()["groups"]
     assert 2 <= len(fingerprints) <= len(ERRORS)
     assert sum(g["count"] for g in fingerprints) == breakdown["failed"]
 
