@@ -23,6 +23,7 @@ from config import PROJECT_DIR
 from db.embedded import HANDLES_FILE
 from tests.conftest import free_port
 
+
 def postgres_on(data_dir: Path) -> list[psutil.Process]:
     """The postmaster processes serving `data_dir` (its children die with it)."""
     found = []
