@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -10,7 +11,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Final
 
 import anyio.to_thread
 from litestar import Litestar
@@ -83,6 +84,12 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
             await anyio.to_thread.run_sync(embedded.stop)
 
 
+SELECT_SCHEMA_VERSION: Final = """
+    SELECT CASE WHEN to_regclass('migration_api_schema_versions') IS NULL THEN 0
+                ELSE (SELECT coalesce(max(version), 0) FROM migration_api_schema_versions) END"""
+SELECT_SERVER_VERSION: Final = "SELECT current_setting('server_version')"
+
+
 class StartupFailed(RuntimeError):
     """The service cannot start; the message is one line for the operator."""
 
@@ -90,12 +97,7 @@ class StartupFailed(RuntimeError):
 async def _schema_version(pool: AsyncConnectionPool) -> int:
     """The newest schema version applied (0 when the service's tables are not installed)."""
     async with pool.connection() as conn:
-        cur = await conn.execute("SELECT to_regclass('migration_api_schema_versions') IS NOT NULL")
-        row = await cur.fetchone()
-        if not (row and row[0]):
-            return 0
-        cur = await conn.execute("SELECT coalesce(max(version), 0) FROM migration_api_schema_versions")
-        row = await cur.fetchone()
+        row = await (await conn.execute(SELECT_SCHEMA_VERSION)).fetchone()
         return int(row[0]) if row else 0
 
 
@@ -103,8 +105,7 @@ async def startup_banner(app: Litestar, url: str) -> list[str]:
     """What an operator needs to know once the service is up: one line per topic (add lines here)."""
     settings: Settings = app.state.settings
     async with app.state.pool.connection() as conn:
-        cur = await conn.execute("SELECT current_setting('server_version')")
-        row = await cur.fetchone()
+        row = await (await conn.execute(SELECT_SERVER_VERSION)).fetchone()
     server_version = row[0] if row else "unknown"
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     base = f"http://{'localhost' if settings.host in {'127.0.0.1', '0.0.0.0'} else host}:{settings.port}"
@@ -201,8 +202,6 @@ def __getattr__(name: str) -> Litestar:
 
 
 def _port(text: str) -> int:
-    import argparse
-
     try:
         port = int(text)
     except ValueError:
@@ -213,16 +212,12 @@ def _port(text: str) -> int:
 
 
 def _workers(text: str) -> int:
-    import argparse
-
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
     return int(text)
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
-
     import uvicorn
 
     parser = argparse.ArgumentParser(
