@@ -84,9 +84,9 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
             await anyio.to_thread.run_sync(embedded.stop)
 
 
-SELECT_SCHEMA_VERSION: Final = """
-    SELECT CASE WHEN to_regclass('migration_api_schema_versions') IS NULL THEN 0
-                ELSE (SELECT coalesce(max(version), 0) FROM migration_api_schema_versions) END"""
+# Two statements: a query that names a missing table fails when it is parsed, CASE or not.
+SELECT_VERSION_TABLE_EXISTS: Final = "SELECT to_regclass('migration_api_schema_versions') IS NOT NULL"
+SELECT_SCHEMA_VERSION: Final = "SELECT coalesce(max(version), 0) FROM migration_api_schema_versions"
 SELECT_SERVER_VERSION: Final = "SELECT current_setting('server_version')"
 
 
@@ -97,6 +97,9 @@ class StartupFailed(RuntimeError):
 async def _schema_version(pool: AsyncConnectionPool) -> int:
     """The newest schema version applied (0 when the service's tables are not installed)."""
     async with pool.connection() as conn:
+        exists = await (await conn.execute(SELECT_VERSION_TABLE_EXISTS)).fetchone()
+        if not (exists and exists[0]):
+            return 0
         row = await (await conn.execute(SELECT_SCHEMA_VERSION)).fetchone()
         return int(row[0]) if row else 0
 
