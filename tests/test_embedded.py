@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,11 +90,15 @@ def _is_service(proc: psutil.Process) -> bool:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "pgdata"
+def data_dir() -> Iterator[Path]:
+    # Not pytest's tmp_path: as root the server runs as another user, which needs to traverse the
+    # parent folders, and every pytest session resets /tmp/pytest-of-root to mode 0700.
+    parent = Path(tempfile.mkdtemp(prefix="migration-api-embedded-"))
+    folder = parent / "pgdata"
     yield folder
     for proc in postgres_on(folder):  # a failed test must not leak a server either
         proc.kill()
+    shutil.rmtree(parent, ignore_errors=True)
 
 
 def handles(data_dir: Path) -> list[int]:
