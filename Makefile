@@ -22,8 +22,8 @@ install: $(STAMP) ## Create .venv and install the service with its dev tools
 run: $(STAMP) ## Serve on http://localhost:8000 with reload (embedded PostgreSQL unless DATABASE_URL/DB_* is set)
 	$(BIN)/python app.py --reload
 
-test: $(STAMP) ## Run the tests against a real PostgreSQL (embedded, or DATABASE_URL/DB_* when set)
-	$(BIN)/python -m pytest
+test: $(STAMP) ## Run the tests against a real PostgreSQL (embedded, or DATABASE_URL/DB_* when set); ARGS='-k name -x' go to pytest
+	$(BIN)/python -m pytest $(ARGS)
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .

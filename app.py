@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Final
 
 import anyio.to_thread
 from litestar import Litestar
@@ -29,6 +31,7 @@ from controllers.system import API_DESCRIPTION, API_NAME, API_VERSION, SystemCon
 from controllers.timeline import TimelineController
 from db.embedded import start_embedded
 from db.pool import check_pooled_schema, create_pool
+from db.reach import DatabaseUnreachable, check_database, target
 from db.schema import ensure_schema, repair_schema
 from docs_site import openapi_config, static_routers
 from errors import EXCEPTION_HANDLERS
@@ -40,7 +43,7 @@ logger = logging.getLogger("migration_api")
 @asynccontextmanager
 async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
     """Start the embedded server if no database is configured, bring the schema up, open the pool,
-    start the change-log folder and the read cache's listener."""
+    start the change-log folder and the read cache's listener; then log the startup banner."""
     settings: Settings = app.state.settings
     embedded = None
     url = settings.database_url
@@ -50,6 +53,13 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
     # What needs a session of its own goes straight to the server, not through a pooler.
     direct = settings.database_direct_url or url
     try:
+        try:
+            await anyio.to_thread.run_sync(check_database, url)
+            if direct != url:
+                await anyio.to_thread.run_sync(check_database, direct)
+        except DatabaseUnreachable as exc:
+            logger.error("%s", exc)  # one line; the startup failure below repeats it for uvicorn
+            raise StartupFailed(str(exc)) from None
         version = 0
         if settings.migrate_on_start:
             report = await anyio.to_thread.run_sync(ensure_schema, direct, settings.db_schema)
@@ -59,27 +69,29 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
         await check_pooled_schema(pool, settings)
         app.state.pool = pool
         app.state.embedded = embedded
-        app.state.schema_version = version
         tasks: list[asyncio.Task[None]] = []
         restore_signals = None
-        if await _change_log_installed(pool):
-            cache = RunCache(settings.run_cache_bytes) if settings.run_cache_bytes > 0 else None
-            folder = Folder(
-                direct,
-                settings.db_schema,
-                pool,
-                cache,
-                repair=repair_schema,
-                events_retention=settings.events_retention_seconds,
-            )
-            hub = Hub(direct, pool, queue_size=settings.events_client_queue)
-            app.state.run_cache, app.state.folder, app.state.hub = cache, folder, hub
-            tasks.append(asyncio.create_task(folder.run(), name="change-log-folder"))
-            tasks.append(asyncio.create_task(hub.run(), name="event-listener"))
-            restore_signals = end_streams_on_signals(hub)
-            if cache is not None:
-                tasks.append(asyncio.create_task(listen(cache, direct), name="run-cache-listener"))
         try:
+            app.state.schema_version = version or await _schema_version(pool)
+            if await _change_log_installed(pool):
+                cache = RunCache(settings.run_cache_bytes) if settings.run_cache_bytes > 0 else None
+                folder = Folder(
+                    direct,
+                    settings.db_schema,
+                    pool,
+                    cache,
+                    repair=repair_schema,
+                    events_retention=settings.events_retention_seconds,
+                )
+                hub = Hub(direct, pool, queue_size=settings.events_client_queue)
+                app.state.run_cache, app.state.folder, app.state.hub = cache, folder, hub
+                tasks.append(asyncio.create_task(folder.run(), name="change-log-folder"))
+                tasks.append(asyncio.create_task(hub.run(), name="event-listener"))
+                restore_signals = end_streams_on_signals(hub)
+                if cache is not None:
+                    tasks.append(asyncio.create_task(listen(cache, direct), name="run-cache-listener"))
+            for line in await startup_banner(app, url):
+                logger.info("%s", line)
             yield
         finally:
             if app.state.hub is not None:
@@ -92,6 +104,47 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
     finally:
         if embedded is not None:
             await anyio.to_thread.run_sync(embedded.stop)
+
+
+# Two statements: a query that names a missing table fails when it is parsed, CASE or not.
+SELECT_VERSION_TABLE_EXISTS: Final = "SELECT to_regclass('migration_api_schema_versions') IS NOT NULL"
+SELECT_SCHEMA_VERSION: Final = "SELECT coalesce(max(version), 0) FROM migration_api_schema_versions"
+SELECT_SERVER_VERSION: Final = "SELECT current_setting('server_version')"
+
+
+class StartupFailed(RuntimeError):
+    """The service cannot start; the message is one line for the operator."""
+
+
+async def _schema_version(pool: AsyncConnectionPool) -> int:
+    """The newest schema version applied (0 when the service's tables are not installed)."""
+    async with pool.connection() as conn:
+        exists = await (await conn.execute(SELECT_VERSION_TABLE_EXISTS)).fetchone()
+        if not (exists and exists[0]):
+            return 0
+        row = await (await conn.execute(SELECT_SCHEMA_VERSION)).fetchone()
+        return int(row[0]) if row else 0
+
+
+async def startup_banner(app: Litestar, url: str) -> list[str]:
+    """What an operator needs to know once the service is up: one line per topic (add lines here)."""
+    settings: Settings = app.state.settings
+    async with app.state.pool.connection() as conn:
+        row = await (await conn.execute(SELECT_SERVER_VERSION)).fetchone()
+    server_version = row[0] if row else "unknown"
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    base = f"http://{'localhost' if settings.host in {'127.0.0.1', '0.0.0.0'} else host}:{settings.port}"
+    embedded = app.state.embedded
+    where = (
+        f"embedded PostgreSQL {server_version}, data in {embedded.data_dir}"
+        if embedded is not None
+        else f"PostgreSQL {server_version} at {target(url)}"
+    )
+    return [
+        f"{API_NAME} {API_VERSION} listening on http://{host}:{settings.port} (process {os.getpid()})",
+        f"docs: {base}/docs (Swagger UI), {base}/redoc (ReDoc), {base}/elements (Elements), {base}/openapi.json",
+        f"database: {where}; schema {settings.db_schema} at version {app.state.schema_version}",
+    ]
 
 
 async def _change_log_installed(pool: AsyncConnectionPool) -> bool:
@@ -176,24 +229,59 @@ def __getattr__(name: str) -> Litestar:
     return _app
 
 
-def main(argv: list[str] | None = None) -> None:
-    import argparse
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number from 1 to 65535, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a number from 1 to 65535, got {text!r}")
+    return port
 
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
-    parser = argparse.ArgumentParser(description="Serve the Migration-Accelerators API (HOST/PORT from the env).")
-    parser.add_argument("--reload", action="store_true", help="restart when a source file changes")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (not with --reload)")
+    parser = argparse.ArgumentParser(
+        prog="python app.py",
+        description="Serve the Migration-Accelerators API with uvicorn. Settings come from the environment "
+        "and .env (README, Configuration); --host and --port override HOST and PORT.",
+    )
+    parser.add_argument("--host", help="address to listen on (default: HOST, else 127.0.0.1)")
+    parser.add_argument("--port", type=_port, help="port to listen on (default: PORT, else 8000)")
+    parser.add_argument("--workers", type=_workers, default=1, help="worker processes (default 1; not with --reload)")
+    parser.add_argument("--reload", action="store_true", help="restart when a source file changes (development)")
     args = parser.parse_args(argv)
+    if args.reload and args.workers > 1:
+        parser.error(
+            "--workers cannot be combined with --reload: the reloader runs a single process that it restarts "
+            "on every change; use --reload for development or --workers N to serve"
+        )
 
     try:
         settings = load_settings()
     except ConfigError as exc:
         sys.exit(f"configuration error: {exc}")
+    host, port = args.host or settings.host, args.port or settings.port
+    # Workers and the reloader's processes build the app from the environment (`app:app`).
+    os.environ["HOST"], os.environ["PORT"] = host, str(port)
+    if settings.database_url is not None:
+        # Checked here, before uvicorn starts: a worker whose startup fails would print a traceback,
+        # and under --reload the reloader would stay up with nothing listening.
+        try:
+            check_database(settings.database_url)
+        except DatabaseUnreachable as exc:
+            sys.exit(f"error: {exc}")
     uvicorn.run(
         "app:app",
-        host=settings.host,
-        port=settings.port,
+        host=host,
+        port=port,
         reload=args.reload,
         workers=None if args.reload else args.workers,
         timeout_graceful_shutdown=5,

@@ -16,6 +16,21 @@ PROJECT_DIR: Final = Path(__file__).resolve().parent
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
 
+# The password of a URL (`user:secret@`, `?password=secret`) or of a key=value string.
+_URL_PASSWORD = re.compile(r"(://[^:/@?#\s]*:)([^@/?#\s]+)(@)")
+_PARAM_PASSWORD = re.compile(r"([?&]password=)([^&#\s]+)", re.IGNORECASE)
+_KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s']+)", re.IGNORECASE)
+
+
+def mask_password(url: str) -> str:
+    """`url` with any password replaced by `***`, for logs and error messages."""
+    url = _URL_PASSWORD.sub(r"\1***\3", url)
+    url = _PARAM_PASSWORD.sub(r"\1***", url)
+    if "://" not in url:
+        url = _KV_PASSWORD.sub(r"\1***", url)
+    return url
+
+
 class ConfigError(ValueError):
     """A setting has a value the service cannot use; the message names the setting."""
 
@@ -105,7 +120,9 @@ def _bool(env: Mapping[str, str | None], name: str, default: bool) -> bool:
 def _libpq_url(env: Mapping[str, str | None], name: str) -> str | None:
     url = _env(env, name)
     if url is not None and not url.startswith(("postgresql://", "postgres://")) and "=" not in url:
-        raise ConfigError(f"{name} must be a postgresql:// URL or a libpq 'key=value' string, got {url!r}")
+        raise ConfigError(
+            f"{name} must be a postgresql:// URL or a libpq 'key=value' string, got {mask_password(url)!r}"
+        )
     return url
 
 

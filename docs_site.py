@@ -13,9 +13,10 @@ Usage::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import swagger_ui_bundle
-from litestar import Router
+from litestar import Request, Router
 from litestar.datastructures import CacheControlHeader
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
@@ -28,6 +29,8 @@ from litestar.openapi.plugins import (
 from litestar.routes import BaseRoute
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
+
+from dto.examples import EXAMPLES, LIST_EXAMPLES
 
 VENDOR_DIR = Path(__file__).parent / "static" / "vendor"
 SWAGGER_DIR = Path(swagger_ui_bundle.swagger_ui_path)
@@ -76,26 +79,26 @@ def openapi_config(*, title: str, version: str, description: str) -> OpenAPIConf
         openapi_router=_DocsRouter(path="/", route_handlers=[], include_in_schema=False),
         render_plugins=[
             # First plugin = the docs root; kept first although _DocsRouter drops that "/" route.
-            SwaggerRenderPlugin(
+            _Swagger(
                 path="/docs",
                 favicon=_FAVICON,
                 js_url=f"{swagger}/swagger-ui-bundle.js",
                 css_url=f"{swagger}/swagger-ui.css",
                 standalone_preset_js_url=f"{swagger}/swagger-ui-standalone-preset.js",
             ),
-            RedocRenderPlugin(
+            _Redoc(
                 path="/redoc",
                 favicon=_FAVICON,
                 google_fonts=False,
                 js_url=f"{STATIC_PREFIX}/redoc/bundles/redoc.standalone.js",
             ),
-            StoplightRenderPlugin(
+            _Elements(
                 path="/elements",
                 favicon=_FAVICON,
                 js_url=f"{STATIC_PREFIX}/elements/web-components.min.js",
                 css_url=f"{STATIC_PREFIX}/elements/styles.min.css",
             ),
-            JsonRenderPlugin(path="/openapi.json", favicon=_FAVICON),
+            _Json(path="/openapi.json", favicon=_FAVICON),
         ],
     )
 
@@ -117,3 +120,64 @@ def static_routers() -> list[Router]:
         )
         for name, directory in sources.items()
     ]
+
+
+def add_examples(document: dict[str, Any]) -> dict[str, Any]:
+    """Put an example on every request and response body whose type has one in dto/examples.py,
+    and drop the body Litestar documents for HEAD responses (they have none), in place.
+
+    Litestar takes examples per error response (controllers/common.py) but not for a handler's own
+    request and success bodies; the render plugins below call this on the document they serve."""
+    for item in document.get("paths", {}).values():
+        for method, operation in item.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            _add_example(operation.get("requestBody", {}).get("content", {}))
+            for response in operation["responses"].values():
+                if method == "head":
+                    response.pop("content", None)
+                else:
+                    _add_example(response.get("content", {}))
+    return document
+
+
+def _add_example(content: dict[str, Any]) -> None:
+    for media in content.values():
+        if "example" in media or "examples" in media:
+            continue
+        schema = media.get("schema", {})
+        # `X | None` bodies are a oneOf with null
+        schema = next((s for s in schema.get("oneOf", []) if "$ref" in s), schema)
+        if "$ref" in schema and _component(schema) in EXAMPLES:
+            media["example"] = EXAMPLES[_component(schema)]
+        elif "$ref" in schema.get("items", {}) and _component(schema["items"]) in EXAMPLES:
+            name = _component(schema["items"])
+            media["example"] = LIST_EXAMPLES.get(name, [EXAMPLES[name]])
+
+
+def _component(schema: dict[str, Any]) -> str:
+    return str(schema["$ref"]).rsplit("/", 1)[-1]
+
+
+class _WithExamples:
+    """Mixed into a render plugin: completes the (cached) document with examples before rendering it."""
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        rendered: bytes = super().render(request, add_examples(openapi_schema))  # type: ignore[misc]
+        return rendered
+
+
+class _Swagger(_WithExamples, SwaggerRenderPlugin):
+    pass
+
+
+class _Redoc(_WithExamples, RedocRenderPlugin):
+    pass
+
+
+class _Elements(_WithExamples, StoplightRenderPlugin):
+    pass
+
+
+class _Json(_WithExamples, JsonRenderPlugin):
+    pass

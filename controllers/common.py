@@ -9,9 +9,11 @@ import msgspec
 from litestar import Request
 from litestar.datastructures import ResponseHeader, State
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
 
 from dto.common import ErrorResponse
+from dto.examples import ERROR_EXAMPLES
 from dto.runs import RunRead, body_etag
 from errors import DomainError, PreconditionFailed
 from repositories.checkpoints import CheckpointsRepository
@@ -93,10 +95,10 @@ LateReport = Annotated[
 
 _ERROR_TEXT = {
     400: "Bad request: a parameter or body field is invalid (named in `detail` / `extra`)",
-    404: "Not found",
+    404: "Not found: no run (or state, checkpoint) with that id; `detail` names it",
     409: "Conflict with the stored state (`detail` says which: a lifecycle rule, a taken step_order, ...)",
     412: "Precondition failed: the run changed since the given `If-Match` ETag (the current one is in `ETag`)",
-    413: "Request body too large",
+    413: "Request body too large: over `MAX_BODY_BYTES`, or a state or checkpoint over `MAX_STATE_BYTES`",
     422: (
         "The database refused the write (a constraint it carries), or an `Idempotency-Key` was reused "
         "with another body; `detail` says which"
@@ -108,7 +110,12 @@ _ERROR_TEXT = {
 def error_responses(*codes: int) -> dict[int, ResponseSpec]:
     """OpenAPI entries for the given error codes, always with 400 and 503."""
     return {
-        code: ResponseSpec(data_container=ErrorResponse, description=_ERROR_TEXT[code], generate_examples=False)
+        code: ResponseSpec(
+            data_container=ErrorResponse,
+            description=_ERROR_TEXT[code],
+            generate_examples=False,
+            examples=[Example(summary=f"A {code} body", value=ERROR_EXAMPLES[code])],
+        )
         for code in sorted({400, 503, *codes})
     }
 

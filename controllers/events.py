@@ -10,11 +10,13 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
 
 from controllers.common import RunIdPath, error_responses, parse_run_id, provide_runs_repo
 from dto.events import ChangesPage, Event, EventKind
+from dto.examples import EVENT_STREAM_EXAMPLE
 from errors import DomainError, ServiceUnavailable
 from events import EventFilter, Hub, stream
 from events.hub import PAGE
@@ -35,8 +37,9 @@ SSE_RESPONSE = {
     200: ResponseSpec(
         data_container=str,
         media_type="text/event-stream",
-        description="The stream: one message per event, heartbeat comments between",
+        description="The stream: one message per event (its data is an `Event` as JSON), heartbeat comments between",
         generate_examples=False,
+        examples=[Example(summary="two events and a heartbeat", value=EVENT_STREAM_EXAMPLE)],
     )
 }
 LastEventId = Annotated[
@@ -136,6 +139,10 @@ class EventsController(Controller):
         "/changes",
         operation_id="ListChanges",
         summary="The change events after an id, for clients that poll",
+        response_description=(
+            "Up to `limit` events after `after`, oldest first, and the id to poll from next; `reset` true "
+            "when events after `after` are no longer all held (reload, then poll from `last_id`)."
+        ),
         responses=error_responses(),
     )
     async def changes(

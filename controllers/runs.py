@@ -56,6 +56,10 @@ class RunsController(Controller):
     @get(
         "/",
         operation_id="ListMigrationRuns",
+        response_description=(
+            "One page of runs in `sort` order (an empty array when nothing matches); `Link` points at the next page, "
+            "`X-Total-Count` holds the count when asked for."
+        ),
         summary="List runs: filters, sort, cursor pages",
         responses=error_responses(),
         response_headers=PAGING_HEADERS,
@@ -73,6 +77,10 @@ class RunsController(Controller):
     @get(
         "/search",
         operation_id="SearchMigrationRuns",
+        response_description=(
+            "One page of matching runs, best matches first (exact, then prefix, then substring), each tier in `sort` "
+            "order; an empty array when nothing matches."
+        ),
         summary="Search runs by text and filters, ranked",
         responses=error_responses(),
         response_headers=PAGING_HEADERS,
@@ -96,6 +104,7 @@ class RunsController(Controller):
     @get(
         "/{run_id:str}",
         operation_id="GetMigrationRun",
+        response_description=("The run with all ten stored fields, and its version in `ETag`."),
         summary="Get one run",
         responses={**error_responses(404), 304: NOT_MODIFIED},
         response_headers=[ETAG_HEADER],
@@ -118,6 +127,10 @@ class RunsController(Controller):
     @post(
         "/",
         operation_id="CreateMigrationRun",
+        response_description=(
+            "The run was created: the stored run, with its URL in `Location` and its version in `ETag` (the same "
+            "response again for a replayed `Idempotency-Key`)."
+        ),
         summary="Create a run",
         responses=error_responses(409, 413, 422),
         response_headers=[
@@ -149,6 +162,10 @@ class RunsController(Controller):
     @patch(
         "/{run_id:str}",
         operation_id="UpdateMigrationRun",
+        response_description=(
+            "The run as stored after the change (only the fields sent were written, `updated_at` set by the server), "
+            "with its new `ETag`."
+        ),
         summary="Update some fields of a run",
         responses=error_responses(404, 409, 412, 413, 422),
         response_headers=[ETAG_HEADER],
@@ -171,6 +188,10 @@ class RunsController(Controller):
     @post(
         "/{run_id:str}/cancel",
         operation_id="CancelMigrationRun",
+        response_description=(
+            "The run as stored after the cancel (status `cancelled`, the reason in `error_message`), with its new "
+            "`ETag`; also for a run that was already cancelled."
+        ),
         summary="Cancel a run",
         status_code=200,
         responses=error_responses(404, 409, 412, 422),
@@ -198,6 +219,7 @@ class RunsController(Controller):
     @delete(
         "/{run_id:str}",
         operation_id="DeleteMigrationRun",
+        response_description=("The run, its step states and its checkpoints were deleted together; no body."),
         summary="Delete a run with its states and checkpoints",
         responses=error_responses(404, 409, 412),
     )

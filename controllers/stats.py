@@ -121,6 +121,10 @@ class StatsController(Controller):
     @get(
         "/",
         operation_id="GetMigrationStats",
+        response_description=(
+            "Counts, success rate and duration percentiles of the runs in the window, plus what is running and stuck "
+            "now."
+        ),
         summary="Counts, success rate, duration percentiles, running and stuck runs",
         description=(
             "Runs created in the window (`since` inclusive, `until` exclusive; all runs without them) by status "
@@ -145,6 +149,10 @@ class StatsController(Controller):
     @get(
         "/history",
         operation_id="GetMigrationStatsHistory",
+        response_description=(
+            "One bucket per hour or day of the window, oldest first, with counts by status, success rate and duration "
+            "percentiles."
+        ),
         summary="Runs per hour or day: counts by status, success rate, duration percentiles",
         description=(
             "Buckets of runs by `created_at` (UTC hours or days), empty buckets included, oldest first. "
@@ -166,6 +174,9 @@ class StatsController(Controller):
     @get(
         "/errors",
         operation_id="GetMigrationErrorGroups",
+        response_description=(
+            "Failed runs grouped by error fingerprint, most frequent first, with a few recent run ids per group."
+        ),
         summary="Failures grouped by normalised error message",
         description=(
             "Runs in status `failed` created in the window, grouped by a fingerprint of their error message "

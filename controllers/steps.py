@@ -67,6 +67,7 @@ class StepsController(Controller):
     @get(
         "/states",
         operation_id="ListRunStates",
+        response_description=("The run's step states by `step_order` (an empty array when it has none)."),
         summary="A run's step states, by step order",
         responses=error_responses(404),
     )
@@ -84,6 +85,7 @@ class StepsController(Controller):
     @get(
         "/states/latest",
         operation_id="GetLatestRunState",
+        response_description=("The run's furthest step: the state with the highest `step_order`."),
         summary="A run's furthest step state",
         responses=error_responses(404),
     )
@@ -103,6 +105,7 @@ class StepsController(Controller):
     @get(
         "/states/{state_id:str}",
         operation_id="GetRunState",
+        response_description=("The step state with its data."),
         summary="One step state of a run",
         responses=error_responses(404),
     )
@@ -118,6 +121,9 @@ class StepsController(Controller):
     @post(
         "/states",
         operation_id="AppendRunState",
+        response_description=(
+            "The step state was stored with its `step_order`: it is returned with its URL in `Location`."
+        ),
         summary="Append a step state to a run",
         responses=error_responses(404, 409, 413, 422),
         response_headers=APPEND_HEADERS,
@@ -149,6 +155,10 @@ class StepsController(Controller):
     @post(
         "/states/batch",
         operation_id="AppendRunStates",
+        response_description=(
+            "All the step states were stored, in the order sent, with consecutive `step_order`s (none are stored if "
+            "one is refused)."
+        ),
         summary="Append several step states at once (all or nothing)",
         responses=error_responses(404, 409, 413, 422),
         response_headers=APPEND_HEADERS,
@@ -180,6 +190,7 @@ class StepsController(Controller):
     @get(
         "/checkpoints",
         operation_id="ListRunCheckpoints",
+        response_description=("The run's checkpoints, oldest first (an empty array when it has none)."),
         summary="A run's checkpoints, oldest first",
         responses=error_responses(404),
     )
@@ -197,6 +208,9 @@ class StepsController(Controller):
     @get(
         "/checkpoints/latest",
         operation_id="GetLatestRunCheckpoint",
+        response_description=(
+            "The run's newest checkpoint (of the given `name`, when one is given): where to resume from."
+        ),
         summary="A run's newest checkpoint, optionally of one name",
         responses=error_responses(404),
     )
@@ -217,6 +231,7 @@ class StepsController(Controller):
     @get(
         "/checkpoints/{checkpoint_id:str}",
         operation_id="GetRunCheckpoint",
+        response_description=("The checkpoint with its saved state."),
         summary="One checkpoint of a run",
         responses=error_responses(404),
     )
@@ -235,6 +250,7 @@ class StepsController(Controller):
     @post(
         "/checkpoints",
         operation_id="AppendRunCheckpoint",
+        response_description=("The checkpoint was stored: it is returned with its URL in `Location`."),
         summary="Append a checkpoint to a run",
         responses=error_responses(404, 409, 413, 422),
         response_headers=APPEND_HEADERS,
@@ -263,6 +279,9 @@ class StepsController(Controller):
     @post(
         "/checkpoints/batch",
         operation_id="AppendRunCheckpoints",
+        response_description=(
+            "All the checkpoints were stored, in the order sent (none are stored if one is refused)."
+        ),
         summary="Append several checkpoints at once (all or nothing)",
         responses=error_responses(404, 409, 413, 422),
         response_headers=APPEND_HEADERS,

@@ -24,6 +24,10 @@ class TimelineController(Controller):
     @get(
         "/timeline",
         operation_id="GetMigrationRunTimeline",
+        response_description=(
+            "The run's steps in order, each with its duration next to the median of the same step in recent runs of "
+            "its record type."
+        ),
         summary="A run's steps with their durations next to the usual ones",
         description=(
             "The run's step states by `step_order`; each step lasts until the next state (the last one until "

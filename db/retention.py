@@ -24,7 +24,7 @@ from typing import Any, Final, TextIO
 import psycopg
 
 from config import ConfigError, load_settings
-from db.embedded import start_embedded
+from db.reach import command_database
 from db.sqlfile import load_queries
 
 QUERIES: Final = load_queries(Path(__file__).with_name("retention.sql"))
@@ -99,12 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    embedded = None
-    url = settings.database_direct_url or settings.database_url
-    if url is None:
-        embedded = start_embedded(settings.embedded_pg_dir)
-        url = embedded.url
-    try:
+    with command_database(settings) as url:
         archive = args.archive.open("a", encoding="utf-8") if args.archive else None
         try:
             prune(
@@ -119,9 +114,6 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if archive is not None:
                 archive.close()
-    finally:
-        if embedded is not None:
-            embedded.stop()
     return 0
 
 

@@ -31,10 +31,13 @@ Duration = Annotated[float, msgspec.Meta(ge=0, description="Seconds from creatio
 
 
 def _check_timestamps(body: msgspec.Struct, names: tuple[str, ...]) -> None:
-    """Refuse (400) a timestamp that leaves the years 1..9999 in UTC: it could be stored, not read back."""
+    """Read a timestamp without an offset as UTC (as the database, whose sessions run in UTC, would
+    store it); refuse (400) one that leaves the years 1..9999 in UTC: it could be stored, not read back."""
     for name in names:
         value = getattr(body, name)
-        if isinstance(value, datetime) and value.tzinfo is not None:
+        if isinstance(value, datetime) and value.tzinfo is None:
+            setattr(body, name, value.replace(tzinfo=UTC))
+        elif isinstance(value, datetime):
             try:
                 value.astimezone(UTC)
             except OverflowError:

@@ -28,13 +28,24 @@ class TimelineStep(msgspec.Struct):
         datetime | None,
         msgspec.Meta(
             description=(
-                "`created_at` of the next state; for the last step the run's `completed_at` (null while running)"
-                + STORED_TIME_NOTE
+                "`created_at` of the next state that is not late; for the last step the run's `completed_at` "
+                "(null while running, and for a late step)" + STORED_TIME_NOTE
             )
         ),
     ]
+    late: Annotated[
+        bool,
+        msgspec.Meta(
+            description="The state was recorded after the run completed (appended with `late=true`): "
+            "it has no duration and does not end the step before it"
+        ),
+    ]
     duration_seconds: Annotated[
-        float | None, msgspec.Meta(description="ended_at - started_at, seconds; null if either is null")
+        float | None,
+        msgspec.Meta(
+            description="ended_at - started_at, seconds, never negative; null if either is null, "
+            "for a late step, and when the next state was stored with an earlier time"
+        ),
     ]
     median_seconds: Annotated[
         float | None, msgspec.Meta(description="Median duration of this step for the record type (see `MEDIAN_NOTE`)")

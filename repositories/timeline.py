@@ -18,14 +18,19 @@ SELECT_RUN: Final = """
     SELECT id, record_type, status, created_at, completed_at, total_duration
       FROM migration_runs WHERE id = %(id)s"""
 # A step lasts from its state's created_at to the next state's (by step_order); the last one
-# until the run's completed_at. A step that starts or ends at ±infinity (written by an engine) has
-# no duration: PostgreSQL before 17 cannot subtract such timestamps, and it would say nothing.
+# until the run's completed_at. A state recorded after the run completed (appended with late=true)
+# is late: it has no duration and does not end the step before it. A step that starts or ends at
+# ±infinity (written by an engine) has no duration: PostgreSQL before 17 cannot subtract such
+# timestamps, and it would say nothing.
 SELECT_RUN_STEPS: Final = """
     SELECT s.step_order, s.step_name, s.created_at,
-           coalesce(lead(s.created_at) OVER w, r.completed_at) AS ended_at
+           CASE WHEN s.created_at > r.completed_at THEN NULL
+                ELSE coalesce(lead(s.created_at) OVER w, r.completed_at) END AS ended_at,
+           coalesce(s.created_at > r.completed_at, false) AS late
       FROM workflow_states s JOIN migration_runs r ON r.id = s.run_id
      WHERE s.run_id = %(id)s
-    WINDOW w AS (ORDER BY s.step_order, s.created_at, s.id)
+    WINDOW w AS (PARTITION BY coalesce(s.created_at > r.completed_at, false)
+                 ORDER BY s.step_order, s.created_at, s.id)
      ORDER BY s.step_order, s.created_at, s.id"""
 SELECT_STEP_MEDIANS: Final = """
     WITH reference AS (
@@ -36,10 +41,11 @@ SELECT_STEP_MEDIANS: Final = """
         SELECT s.step_name, s.created_at AS started_at,
                coalesce(lead(s.created_at) OVER w, ref.completed_at) AS ended_at
           FROM reference ref JOIN workflow_states s ON s.run_id = ref.id
+         WHERE NOT coalesce(s.created_at > ref.completed_at, false)
         WINDOW w AS (PARTITION BY s.run_id ORDER BY s.step_order, s.created_at, s.id)),
     durations AS (
         SELECT step_name, extract(epoch FROM ended_at - started_at) AS seconds
-          FROM steps WHERE isfinite(started_at) AND isfinite(ended_at))
+          FROM steps WHERE isfinite(started_at) AND isfinite(ended_at) AND ended_at >= started_at)
     SELECT step_name, percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds), count(seconds),
            (SELECT count(*) FROM reference)
       FROM durations WHERE seconds IS NOT NULL AND step_name = ANY(%(steps)s)
@@ -70,9 +76,14 @@ class TimelineRepository:
                     medians[name] = (float(median), n)
                     reference_runs = runs
         timeline = []
-        for step_order, step_name, started_at, ended_at in steps:
-            # None for a time Python cannot hold (db/loaders.py), as for a step still running
-            duration = _seconds(ended_at - started_at) if ended_at is not None and started_at is not None else None
+        for step_order, step_name, started_at, ended_at, late in steps:
+            # None for a time Python cannot hold (db/loaders.py), as for a step still running, a late
+            # step, or a next state stored with an earlier time (never a negative duration)
+            duration = (
+                _seconds(ended_at - started_at)
+                if ended_at is not None and started_at is not None and ended_at >= started_at
+                else None
+            )
             median, sample = medians.get(step_name, (None, 0))
             median = round(median, 3) if median is not None else None
             ratio = round(duration / median, 2) if duration is not None and median else None
@@ -82,6 +93,7 @@ class TimelineRepository:
                     step_name=step_name,
                     started_at=started_at,
                     ended_at=ended_at,
+                    late=late,
                     duration_seconds=duration,
                     median_seconds=median,
                     median_sample_size=sample,

@@ -139,7 +139,7 @@ class FoldedClient(TestClient[Any]):
         return super().request(*args, **kwargs)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -150,7 +150,7 @@ def serve(settings: Settings, workers: int = 1, **env_overrides: str) -> Iterato
     """The service under a real uvicorn on a free port (with `workers` processes), with these
     settings and environment overrides; yields its base URL and process, and stops it (SIGTERM)
     afterwards."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url or "",

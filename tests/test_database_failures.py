@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -47,8 +48,9 @@ def cut_off(database_url: str, role: str) -> None:
 
 
 def test_a_lost_database_is_503_with_detail_never_an_empty_list(
-    database_url: str, settings: Settings, app_role: str
+    database_url: str, settings: Settings, app_role: str, db: psycopg.Connection[Any]
 ) -> None:
+    # `db` empties the tables first: the one run below must be the only one listed.
     app_settings = make_settings(
         make_conninfo(database_url, user=app_role),
         settings.db_schema,
@@ -71,6 +73,8 @@ def test_a_lost_database_is_503_with_detail_never_an_empty_list(
         assert health.status_code == 503
         assert "database" in health.json()["detail"]
         assert time.monotonic() - started < 3.0
+        head = client.head("/health")
+        assert (head.status_code, head.content) == (503, b"")
 
         for path in (API, f"{API}/search?q=claim", f"{API}/stats", f"{API}/{uuid.uuid4()}"):
             response = client.get(path)

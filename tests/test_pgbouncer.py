@@ -26,7 +26,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from config import PROJECT_DIR, Settings
-from tests.conftest import _free_port, run_body, serve
+from tests.conftest import free_port, run_body, serve
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ def start_pgbouncer(server_url: str, connect_query: str | None) -> tuple[str, su
     server = conninfo_to_dict(server_url)
     folder = Path(tempfile.mkdtemp(prefix="migration-api-pgbouncer-"))
     folder.chmod(0o777)
-    port = _free_port()
+    port = free_port()
     target = " ".join(
         f"{key}={server[key]}" for key in ("host", "port", "dbname", "user", "password") if server.get(key)
     )
@@ -149,7 +149,7 @@ def test_without_the_search_path_from_the_pooler_the_service_refuses_to_start(se
         }
         started = time.monotonic()
         done = subprocess.run(
-            [sys.executable, "-m", "uvicorn", "app:app", "--port", str(_free_port())],
+            [sys.executable, "-m", "uvicorn", "app:app", "--port", str(free_port())],
             cwd=PROJECT_DIR,
             env=env,
             capture_output=True,

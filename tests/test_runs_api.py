@@ -59,6 +59,13 @@ def test_health_reports_the_database(client: TestClient[Any]) -> None:
     assert body["database"]["schema_version"] >= 1
 
 
+def test_head_health_answers_like_get_without_a_body(client: TestClient[Any]) -> None:
+    response = client.head("/health")
+    assert response.status_code == 200
+    assert response.content == b""
+    assert client.get("/health").status_code == 200
+
+
 def test_create_returns_201_location_and_the_stored_run(client: TestClient[Any], db: psycopg.Connection[Any]) -> None:
     body = run_body()
     response = client.post(API, json=body)

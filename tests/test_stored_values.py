@@ -286,13 +286,19 @@ def test_states_and_checkpoints_with_odd_times_and_json(reader: TestClient[Any],
     steps = {step["step_name"]: step for step in timeline["steps"]}
     for order, stored in enumerate(times):
         assert steps[f"step_{order}"]["started_at"] == ODD_TIMES[stored]
-    first, last = datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
-    assert steps["step_4"]["duration_seconds"] == round((last - first).total_seconds(), 3)
-    assert steps["step_5"]["duration_seconds"] == round((BASE + timedelta(seconds=30) - last).total_seconds(), 3)
-    assert [name for name, s in steps.items() if s["duration_seconds"] is not None] == ["step_4", "step_5"]
-    # the medians skip the reference run's step that ends at 'infinity'
+    # Steps stamped after the run completed (BASE + 30 s: 'infinity', year 294276, year 9999) are late:
+    # no duration, and they do not end the step before them; so year 1 lasts until completed_at.
+    assert [name for name, s in steps.items() if s["late"]] == ["step_0", "step_3", "step_5"]
+    first = datetime(1, 1, 1, tzinfo=UTC)
+    assert steps["step_4"]["duration_seconds"] == round((BASE + timedelta(seconds=30) - first).total_seconds(), 3)
+    assert [name for name, s in steps.items() if s["duration_seconds"] is not None] == ["step_4"]
+    # the reference run's step stamped 'infinity' is late (after its completed_at): no duration, and
+    # the step before it lasts until completed_at (09:30 to 10:30:30)
     timeline = strict(reader.get(f"{API}/{reference.id}/timeline"))
-    assert [(s["step_name"], s["duration_seconds"]) for s in timeline["steps"]] == [("step_0", None), ("step_1", None)]
+    assert [(s["step_name"], s["late"], s["duration_seconds"]) for s in timeline["steps"]] == [
+        ("step_0", False, 3630.0),
+        ("step_1", True, None),
+    ]
 
 
 def test_statistics_skip_non_finite_durations(

@@ -112,3 +112,37 @@ def test_timeline_medians_use_only_the_most_recent_runs(client: TestClient[Any],
     assert step["median_sample_size"] == REFERENCE_RUNS
     assert step["median_seconds"] == 1.0
     assert step["ratio_to_median"] == 2.0
+
+
+def test_a_step_recorded_after_completion_is_late_and_never_has_a_negative_duration(
+    client: TestClient[Any], db: psycopg.Connection[Any]
+) -> None:
+    created = client.post(API, json={"file_path": "data/input/claim_7.csv", "record_type": "claim"})
+    assert created.status_code == 201
+    run = f"{API}/{created.json()['id']}"
+    for name in ("initializing", "file_reading"):
+        assert client.post(f"{run}/states", json={"step_name": name, "state_data": {}}).status_code == 201
+    assert client.patch(run, json={"status": "running"}).status_code == 200
+    assert client.patch(run, json={"status": "completed"}).status_code == 200
+    late = client.post(f"{run}/states?late=true", json={"step_name": "cleanup", "state_data": {}})
+    assert late.status_code == 201
+
+    steps = client.get(f"{run}/timeline").json()["steps"]
+    assert [(s["step_name"], s["late"]) for s in steps] == [
+        ("initializing", False),
+        ("file_reading", False),
+        ("cleanup", True),
+    ]
+    completed_at = client.get(run).json()["completed_at"]
+    assert steps[1]["ended_at"] == completed_at  # the late step does not end the one before it
+    assert steps[2]["ended_at"] is None
+    assert steps[2]["duration_seconds"] is None
+    assert all(s["duration_seconds"] >= 0 for s in steps[:2])
+
+    # A next state stored with an earlier time (an engine's clock) gives no duration, not a negative one.
+    db.execute(
+        "UPDATE workflow_states SET created_at = created_at - interval '1 hour' WHERE step_name = 'file_reading'"
+    )
+    steps = client.get(f"{run}/timeline").json()["steps"]
+    assert steps[0]["duration_seconds"] is None
+    assert all(s["duration_seconds"] is None or s["duration_seconds"] >= 0 for s in steps)
