@@ -17,7 +17,6 @@ from urllib.parse import urlencode
 import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotFoundException
 from litestar.params import QueryParameter
 from litestar.response import Template
 
@@ -190,11 +189,14 @@ class DashboardController(Controller):
         run_id: RunIdPath,
     ) -> Template:
         """One run: its fields, step timeline (with the usual durations) and checkpoints."""
-        key = parse_run_id(run_id)
+        try:
+            key = parse_run_id(run_id)
+        except DomainError as exc:
+            return _missing(400, "Not a run id", str(exc), run_id)
         run = await runs_repo.get(key)
         timeline = await timeline_repo.get(key)
         if run is None or timeline is None:
-            raise NotFoundException(detail=f"migration run {run_id} not found")
+            return _missing(404, "No such run", f"migration run {run_id} not found (it may have been deleted)", run_id)
         states = await states_repo.list_for_run(key) or []
         checkpoints = await checkpoints_repo.list_for_run(key) or []
         longest = max(
@@ -211,6 +213,12 @@ class DashboardController(Controller):
                 "longest": longest,
             },
         )
+
+
+def _missing(status_code: int, heading: str, detail: str, run_id: str) -> Template:
+    """An HTML error page a browser user can go on from (the API's errors stay JSON)."""
+    context = {"heading": heading, "detail": detail, "query": run_id[:200]}
+    return Template(template_name="missing.html", context=context, status_code=status_code)
 
 
 def pretty_json(value: Any, limit: int = 2000) -> str:

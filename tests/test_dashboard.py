@@ -173,8 +173,13 @@ def test_run_page_shows_its_steps_and_checkpoints(client: TestClient[Any], db: p
 
 
 def test_run_page_of_an_unknown_or_malformed_id(client: TestClient[Any], db: psycopg.Connection[Any]) -> None:
-    assert client.get("/dashboard/runs/3f2b0c1e-8a1d-4c55-9a53-0d2b8f1c0a11").status_code == 404
-    assert client.get("/dashboard/runs/not-a-uuid").status_code == 400
+    unknown = client.get("/dashboard/runs/3f2b0c1e-8a1d-4c55-9a53-0d2b8f1c0a11")
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"].startswith("text/html")
+    assert "3f2b0c1e-8a1d-4c55-9a53-0d2b8f1c0a11 not found" in soup(unknown.text).get_text()
+    malformed = client.get("/dashboard/runs/not-a-uuid")
+    assert malformed.status_code == 400
+    assert "run_id must be a UUID" in soup(malformed.text).get_text()
 
 
 def test_linked_from_root_served_offline_and_not_in_the_openapi_document(

@@ -28,12 +28,12 @@ from tests.dashboard_data import seed_runs
 from tests.stats_bruteforce import insert_run
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Page, ViewportSize
 
 ARTIFACTS = Path(PROJECT_DIR) / "artifacts"
 API = "/api/v1/migrations"
-LAPTOP = {"width": 1366, "height": 900}
-PHONE = {"width": 390, "height": 844}
+LAPTOP: ViewportSize = {"width": 1366, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 # The promise of issue 12: a run written by SQL is on the open page within 2 s.
 LIVE_WITHIN_MS = 2000
 
@@ -44,7 +44,9 @@ def _chromium() -> str:
     if found is None and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-q"], check=False, env=env, capture_output=True, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=False, env=env, capture_output=True, timeout=900)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "chromium"], check=False, env=env, capture_output=True, timeout=900
+        )
         found = shutil.which("chromium")
     if found is None:
         pytest.skip("no chromium: install Debian's package (`apt-get install -y chromium`, as .ci/run does)")
@@ -110,7 +112,9 @@ def test_dashboard_shows_the_api_figures_on_a_laptop_and_a_phone(
     phone.close()
 
 
-def test_without_javascript_the_tables_are_there(live_server: str, db: psycopg.Connection[Any], browser: Browser) -> None:
+def test_without_javascript_the_tables_are_there(
+    live_server: str, db: psycopg.Connection[Any], browser: Browser
+) -> None:
     seed_runs(db, 30, random.Random(8))
     wait_folded(db)
     stats = httpx.get(f"{live_server}{API}/stats").json()

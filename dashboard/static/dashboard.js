@@ -16,6 +16,8 @@
   if (!page) return;
 
   const KINDS = ["run_created", "run_updated", "run_deleted", "state_appended", "checkpoint_appended", "reset"];
+  // Sent before the service ends a stream that reads too slowly; the browser then reconnects.
+  const DROPPED = "dropped";
   const STATUS_CLASSES = ["pending", "running", "paused", "completed", "failed", "cancelled"];
   const indicator = document.getElementById("live");
 
@@ -138,6 +140,7 @@
           setLive("reconnecting", "reconnecting");
         }
       };
+      source.addEventListener(DROPPED, () => setLive("reconnecting", "reconnecting"));
       for (const kind of KINDS) {
         source.addEventListener(kind, (message) => {
           let data = {};
