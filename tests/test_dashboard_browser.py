@@ -173,6 +173,13 @@ def test_runs_written_by_sql_appear_without_a_reload(
     took = _wait_ms(page, f'#runs tr[data-run-id="{run_id}"] .badge.s-failed', started)
     assert took < LIVE_WITHIN_MS, f"the status change showed after {took:.0f} ms"
     assert page.locator(f'#runs tr[data-run-id="{run_id}"] [data-field=total_duration]').inner_text() == "12.5 s"
+    # The overview follows: the failure is counted in its error group.
+    since = page.get_attribute("#errors", "data-since")
+    failed = httpx.get(f"{live_server}{API}/stats/errors", params={"since": since}).json()["total_failed"]
+    page.wait_for_function(
+        "document.querySelector('[data-stat=\"errors.total_failed\"]').textContent.trim() === " + repr(f"{failed:,}"),
+        timeout=5000,
+    )
     _shot(page, "dashboard-live.png")
     page.close()
 
