@@ -9,7 +9,7 @@ them current from the event stream (`GET /api/v1/events`).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final
 from urllib.parse import urlencode
@@ -107,7 +107,7 @@ class RunTable:
 
 def _blank_to_none(value: str | None) -> str | None:
     # A plain GET form sends every field, the unused ones empty.
-    return value.strip() or None if value is not None else None
+    return (value.strip() or None) if value is not None else None
 
 
 async def load_runs(
@@ -119,18 +119,19 @@ async def load_runs(
     try:
         if q is not None and any(ord(ch) < 32 for ch in q):
             raise DomainError("q must not contain control characters")
+        # The list endpoint's own parsing and checks (a plain function under Litestar's DI).
         listing: RunListing = await provide_run_listing(
             runs_repo, status=status, record_type=record_type, limit=PAGE_SIZE, cursor=cursor
         )
         listing.query.q = q
         page = await runs_repo.page(listing.query)
     except (DomainError, QueryError) as exc:
-        return RunTable(**{**shown.__dict__, "error": str(exc)})
+        return replace(shown, error=str(exc))
     next_url = None
     if page.next_cursor is not None:
         params = {"status": status, "record_type": record_type, "q": q, "cursor": page.next_cursor}
         next_url = "/dashboard?" + urlencode({k: v for k, v in params.items() if v is not None})
-    return RunTable(**{**shown.__dict__, "runs": _RUNS.decode(page.body), "next_url": next_url})
+    return replace(shown, runs=_RUNS.decode(page.body), next_url=next_url)
 
 
 class DashboardController(Controller):
