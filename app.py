@@ -21,6 +21,7 @@ from cache import RunCache, listen
 from changelog import Folder
 from changelog.folder import stop as stop_task
 from config import ConfigError, Settings, load_settings
+from controllers.events import EventsController
 from controllers.runs import RunsController
 from controllers.stats import StatsController
 from controllers.steps import StepsController
@@ -32,6 +33,7 @@ from db.pool import create_pool
 from db.schema import ensure_schema, repair_schema
 from docs_site import openapi_config, static_routers
 from errors import EXCEPTION_HANDLERS
+from events import Hub, end_streams_on_signals
 
 logger = logging.getLogger("migration_api")
 
@@ -57,16 +59,31 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.embedded = embedded
         app.state.schema_version = version
         tasks: list[asyncio.Task[None]] = []
+        restore_signals = None
         if await _change_log_installed(pool):
             cache = RunCache(settings.run_cache_bytes) if settings.run_cache_bytes > 0 else None
-            folder = Folder(url, settings.db_schema, pool, cache, repair=repair_schema)
-            app.state.run_cache, app.state.folder = cache, folder
+            folder = Folder(
+                url,
+                settings.db_schema,
+                pool,
+                cache,
+                repair=repair_schema,
+                events_retention=settings.events_retention_seconds,
+            )
+            hub = Hub(url, pool, queue_size=settings.events_client_queue)
+            app.state.run_cache, app.state.folder, app.state.hub = cache, folder, hub
             tasks.append(asyncio.create_task(folder.run(), name="change-log-folder"))
+            tasks.append(asyncio.create_task(hub.run(), name="event-listener"))
+            restore_signals = end_streams_on_signals(hub)
             if cache is not None:
                 tasks.append(asyncio.create_task(listen(cache, url), name="run-cache-listener"))
         try:
             yield
         finally:
+            if app.state.hub is not None:
+                app.state.hub.close()
+            if restore_signals is not None:
+                restore_signals()
             for task in tasks:
                 await stop_task(task)
             await pool.close()
@@ -76,12 +93,12 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
 
 
 async def _change_log_installed(pool: AsyncConnectionPool) -> bool:
-    """Whether the change log and its triggers exist (schema version 9): without them (a role that
+    """Whether the change log, its triggers and the events table exist (schema version 12): without them (a role that
     may not create objects) there is nothing to fold, statistics read the base tables and the read
     cache stays off."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT to_regclass('migration_api_machinery') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_trigger "
+            "SELECT to_regclass('migration_api_events') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_trigger "
             "WHERE tgrelid = to_regclass('migration_runs') AND tgname = 'migration_api_log_update')"
         )
         row = await cur.fetchone()
@@ -116,6 +133,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             StepsController,
             StatsController,
             TimelineController,
+            EventsController,
             DashboardController,
             *static_routers(),
             dashboard_static_router(),
@@ -138,7 +156,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
 def _initial_state(settings: Settings) -> Any:
     from litestar.datastructures import State
 
-    return State({"settings": settings, "embedded": None, "schema_version": 0, "run_cache": None, "folder": None})
+    return State(
+        {"settings": settings, "embedded": None, "schema_version": 0, "run_cache": None, "folder": None, "hub": None}
+    )
 
 
 _app: Litestar | None = None

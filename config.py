@@ -44,6 +44,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stuck_after_minutes: float = 30.0
     # Bytes of encoded runs and step lists kept in memory per process (db/run_cache.py); 0 = off.
     run_cache_bytes: int = 32 * 1024 * 1024
+    # The change stream (events/): how long events are kept for clients that resume, how often an
+    # idle stream sends a heartbeat comment, how many events may wait for one slow client.
+    events_retention_seconds: float = 3600.0
+    events_heartbeat_seconds: float = 15.0
+    events_client_queue: int = 10_000
     log_level: str = "INFO"
     debug: bool = False
 
@@ -147,6 +152,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         idempotency_ttl_hours=_float(env, "IDEMPOTENCY_TTL_HOURS", 24.0, 0.0),
         stuck_after_minutes=_float(env, "STUCK_AFTER_MINUTES", 30.0, 0.0),
         run_cache_bytes=_int(env, "RUN_CACHE_BYTES", 32 * 1024 * 1024, 0, 1024**3),
+        events_retention_seconds=_float(env, "EVENTS_RETENTION_SECONDS", 3600.0, 1.0),
+        events_heartbeat_seconds=_float(env, "EVENTS_HEARTBEAT_SECONDS", 15.0, 0.1),
+        events_client_queue=_int(env, "EVENTS_CLIENT_QUEUE", 10_000, 1000, 1_000_000),
         log_level=log_level,
         debug=_bool(env, "DEBUG", False),
     )

@@ -1,11 +1,14 @@
 """The change log's reader: one task per process folds what the engines' triggers logged.
 
-An engine's statement only appends the runs it touched to `migration_api_changes` (schema version
-9). The folder, a background task of the service, turns that log into everything the service
-derives from it, in batches and with the service's rights:
+An engine's statement only appends the runs it touched, and what it did, to
+`migration_api_changes` (schema versions 9 and 12). The folder, a background task of the service,
+turns that log into everything the service derives from it, in batches and with the service's
+rights:
 
 - roll-up deltas (rollups/queries.sql `fold`), so statistics read thousands of rows, not millions;
 - the search documents of the changed runs (their trigram index costs engines nothing);
+- the batch's events, numbered, for the change stream (events/), announced with one
+  `NOTIFY migration_api_events`; events past the retention are pruned every `PRUNE_INTERVAL`;
 - one `NOTIFY migration_api_runs` per batch with the runs' ids, on which every process of the
   service drops those runs from its read cache (cache/). The NOTIFY runs in the service's
   transaction, never in an engine's: PostgreSQL serialises every notifying commit of the server.

@@ -22,12 +22,14 @@ logger = logging.getLogger(__name__)
 
 QUERIES: Final = load_queries(Path(__file__).with_name("queries.sql"))
 ROLLUPS: Final = load_queries(Path(__file__).resolve().parent.parent / "rollups" / "queries.sql")
+EVENTS: Final = load_queries(Path(__file__).resolve().parent.parent / "events" / "queries.sql")
 # A fold's statements one by one, prepared once per folder connection: planned anew in every
 # batch, their planning cost more than their work (about 40 ms per fold for the 26 roll-up ones).
 FOLD_STATEMENTS: Final = (
     QUERIES["delta"],
     *split_statements(ROLLUPS["fold"]),
     *split_statements(QUERIES["refresh_search_docs"]),
+    EVENTS["fold"],
 )
 # Every fold and rebuild of every instance takes turns on this key (the schema's is 7_362_901_554).
 FOLD_LOCK_KEY: Final = 7_362_901_555
@@ -38,6 +40,10 @@ BATCH_ROWS: Final = 20_000
 REBUILD_GRACE: Final = 1.0
 RECONNECT_SECONDS: Final = 1.0
 NOTIFY_MAX_CHARS: Final = 7_900
+# Events past the retention are pruned this often, at most PRUNE_ROWS per statement.
+PRUNE_INTERVAL: Final = 30.0
+PRUNE_ROWS: Final = 50_000
+DEFAULT_EVENTS_RETENTION: Final = 3600.0
 ROLLUP_TABLES: Final = (
     "migration_api_run_counts_hour",
     "migration_api_run_counts_day",
@@ -93,11 +99,14 @@ class Folder:
         *,
         repair: Any = None,
         interval: float = FOLD_INTERVAL,
+        events_retention: float = DEFAULT_EVENTS_RETENTION,
     ) -> None:
         self.url = url
         self.schema = schema
         self.cache = cache
         self.interval = interval
+        self.events_retention = events_retention
+        self._pruned_at = 0.0
         # A callable (url, schema) -> None that reapplies the schema's baseline (db.schema).
         self.repair = repair
         self.machinery = Machinery()
@@ -165,12 +174,14 @@ class Folder:
             await self.rebuild((note or "derived data marked stale").removeprefix("rebuilding: "))
         else:
             self._set_ready(True, True, None)
-            if backlog:
-                try:
+            try:
+                if backlog:
                     await self.fold()
-                except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
-                    await self._repair(f"a fold failed ({str(exc).strip().splitlines()[0]})")
-                    return
+                if time.monotonic() - self._pruned_at > min(PRUNE_INTERVAL, self.events_retention / 4):
+                    await self.prune_events()
+            except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
+                await self._repair(f"a fold failed ({str(exc).strip().splitlines()[0]})")
+                return
 
     def kick(self) -> None:
         """Run the next cycle now (something was written)."""
@@ -227,6 +238,27 @@ class Folder:
             self.kick()
         return int(count)
 
+    async def prune_events(self) -> int:
+        """Delete the events past the retention (events/queries.sql `prune`); how many went."""
+        self._pruned_at = time.monotonic()
+        pruned = 0
+        async with self._lock:
+            conn = self._require()
+            if not await self._take_turn(conn, False):
+                return 0
+            try:
+                while True:
+                    cur = await conn.execute(
+                        EVENTS["prune"], {"retention": self.events_retention, "limit": PRUNE_ROWS}, prepare=True
+                    )
+                    row = await cur.fetchone()
+                    gone = int(row[0]) if row else 0
+                    pruned += gone
+                    if gone < PRUNE_ROWS:
+                        return pruned
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (FOLD_LOCK_KEY,))
+
     async def _take_turn(self, conn: psycopg.AsyncConnection[Any], wait: bool) -> bool:
         if wait:
             # Another instance folding takes milliseconds; one rebuilding, far longer: then give way.
@@ -270,6 +302,7 @@ class Folder:
                     await conn.execute(ROLLUPS["rebuild"].encode())
                     await conn.execute(QUERIES["rebuild_search_docs"].encode())
                     await conn.execute(QUERIES["mark_ready"].encode())
+                    await conn.execute(EVENTS["reset"], {"reason": f"statistics rebuilt: {reason}"})
                     await self._notify(conn, None)
                 for table in (*ROLLUP_TABLES, "migration_api_search_docs"):
                     await conn.execute(f"ANALYZE {table}")

@@ -5,7 +5,8 @@
 -- The folder's own connection keeps these for its life; each fold empties them at commit.
 CREATE TEMP TABLE IF NOT EXISTS migration_api_fold_batch (
     run_id UUID, s SMALLINT, created_at TIMESTAMPTZ, status TEXT, record_type TEXT,
-    total_duration DOUBLE PRECISION, success BOOLEAN, error_message TEXT) ON COMMIT DELETE ROWS;
+    total_duration DOUBLE PRECISION, success BOOLEAN, error_message TEXT,
+    logged_at TIMESTAMPTZ, kind TEXT, name TEXT, step_order INTEGER) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS migration_api_fold_delta (
     created_at TIMESTAMPTZ, status TEXT, record_type TEXT, total_duration DOUBLE PRECISION,
     success BOOLEAN, error_message TEXT, s INTEGER) ON COMMIT DELETE ROWS;
@@ -13,7 +14,7 @@ CREATE TEMP TABLE IF NOT EXISTS migration_api_fold_delta (
 -- name: state
 -- Once per cycle: what is derived and current, whether the log survived (its sentinel row is
 -- gone after a crash of the server emptied the unlogged tables), whether anything waits, and how
--- many of the service's own tables and of its 8 log triggers are missing or disabled (dropped by
+-- many of the service's own tables and of its 9 log triggers are missing or disabled (dropped by
 -- hand: the folder repairs).
 SELECT m.rollups_ready, m.search_ready, m.note,
        EXISTS (SELECT 1 FROM migration_api_log_alive),
@@ -24,21 +25,25 @@ SELECT m.rollups_ready, m.search_ready, m.note,
             'migration_api_duration_hist_total', 'migration_api_duration_hist_type',
             'migration_api_duration_hist_all', 'migration_api_duration_bins_hour',
             'migration_api_duration_bins_day', 'migration_api_error_counts_day',
-            'migration_api_search_docs']) AS t (name)
+            'migration_api_search_docs', 'migration_api_events']) AS t (name)
          WHERE to_regclass(t.name) IS NULL)
-     + 8 - (SELECT count(*) FROM pg_trigger
-              WHERE tgrelid IN (to_regclass('migration_runs'), to_regclass('workflow_states'))
+     + 9 - (SELECT count(*) FROM pg_trigger
+              WHERE tgrelid IN (to_regclass('migration_runs'), to_regclass('workflow_states'),
+                                to_regclass('workflow_checkpoints'))
                 AND tgname LIKE 'migration\_api\_log\_%' AND tgenabled <> 'D') AS missing
   FROM migration_api_machinery m;
 
 -- name: take_batch
--- Move up to %(limit)s log rows (the oldest pages first) into this transaction's batch.
+-- Move up to %(limit)s log rows, the oldest first, into this transaction's batch.
 WITH moved AS (
     DELETE FROM migration_api_changes
-     WHERE ctid = ANY (ARRAY (SELECT ctid FROM migration_api_changes LIMIT %(limit)s))
-    RETURNING run_id, s, created_at, status, record_type, total_duration, success, error_message)
-INSERT INTO migration_api_fold_batch (run_id, s, created_at, status, record_type, total_duration, success, error_message)
-SELECT run_id, s, created_at, status, record_type, total_duration, success, error_message FROM moved;
+     WHERE ctid = ANY (ARRAY (SELECT ctid FROM migration_api_changes ORDER BY logged_at LIMIT %(limit)s))
+    RETURNING run_id, s, created_at, status, record_type, total_duration, success, error_message,
+              logged_at, kind, name, step_order)
+INSERT INTO migration_api_fold_batch (run_id, s, created_at, status, record_type, total_duration, success,
+                                      error_message, logged_at, kind, name, step_order)
+SELECT run_id, s, created_at, status, record_type, total_duration, success, error_message,
+       logged_at, kind, name, step_order FROM moved;
 
 -- name: batch_summary
 -- How many rows, whether a TRUNCATE is among them, and the runs to drop from caches.

@@ -9,7 +9,7 @@ from litestar import Controller, Response, get
 from litestar.datastructures import State
 
 from controllers.common import error_responses
-from dto.common import ApiInfo, ApiLinks, DatabaseHealth, DerivedHealth, Health
+from dto.common import ApiInfo, ApiLinks, DatabaseHealth, DerivedHealth, EventsHealth, Health
 from errors import logger
 
 API_NAME = "Migration-Accelerators API"
@@ -76,6 +76,7 @@ class SystemController(Controller):
                     embedded=state.embedded is not None,
                 ),
                 derived=_derived(state),
+                events=_events(state),
             )
         )
 
@@ -86,3 +87,10 @@ def _derived(state: State) -> DerivedHealth:
         return DerivedHealth(status="off", note="no change log installed: statistics and search read the base tables")
     m = folder.machinery
     return DerivedHealth(status=m.status, note=m.note, backlog=m.backlog)
+
+
+def _events(state: State) -> EventsHealth:
+    hub = state.hub
+    if hub is None:
+        return EventsHealth()
+    return EventsHealth(listening=hub.listening, clients=hub.clients, last_id=hub.last_id)

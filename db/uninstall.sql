@@ -78,6 +78,9 @@ DROP TABLE IF EXISTS migration_api_log_alive;
 DROP TABLE IF EXISTS migration_api_machinery;
 DROP TABLE IF EXISTS migration_api_search_docs;
 DROP TABLE IF EXISTS migration_api_idempotency_keys;
+-- the change stream (version 12):
+DROP TABLE IF EXISTS migration_api_events;
+DROP SEQUENCE IF EXISTS migration_api_event_ids;
 -- the roll-ups:
 DROP TABLE IF EXISTS migration_api_run_counts_hour;
 DROP TABLE IF EXISTS migration_api_run_counts_day;
@@ -91,7 +94,7 @@ DROP TABLE IF EXISTS migration_api_duration_bins_hour;
 DROP TABLE IF EXISTS migration_api_duration_bins_day;
 DROP TABLE IF EXISTS migration_api_error_counts_day;
 
--- 5. The functions. Version 9's log writers and the helpers of the read queries:
+-- 5. The functions. The log writers (versions 9 and 12) and the helpers of the read queries:
 DROP FUNCTION IF EXISTS migration_api_log_runs_inserted();
 DROP FUNCTION IF EXISTS migration_api_log_runs_updated();
 DROP FUNCTION IF EXISTS migration_api_log_runs_deleted();
@@ -99,6 +102,7 @@ DROP FUNCTION IF EXISTS migration_api_log_steps_inserted();
 DROP FUNCTION IF EXISTS migration_api_log_steps_updated();
 DROP FUNCTION IF EXISTS migration_api_log_steps_deleted();
 DROP FUNCTION IF EXISTS migration_api_log_truncated();
+DROP FUNCTION IF EXISTS migration_api_log_checkpoints_inserted();
 DROP FUNCTION IF EXISTS migration_api_duration_bin(double precision);
 DROP FUNCTION IF EXISTS migration_api_error_fingerprint(text);
 DROP FUNCTION IF EXISTS migration_api_search_document(text, text, text, text, uuid);

@@ -67,7 +67,17 @@ class DerivedHealth(msgspec.Struct):
     backlog: bool = False
 
 
+class EventsHealth(msgspec.Struct):
+    """This process's change stream (events/): whether its listener is connected, how many
+    streams it serves, the newest event id it has handed out."""
+
+    listening: bool = False
+    clients: int = 0
+    last_id: int = 0
+
+
 class Health(msgspec.Struct):
     status: str
     database: DatabaseHealth
     derived: DerivedHealth
+    events: EventsHealth = msgspec.field(default_factory=EventsHealth)

@@ -3,6 +3,7 @@ per session, clean tables per test, and the app over HTTP (Litestar's client or 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -144,9 +145,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def live_server(settings: Settings, _schema_ready: None) -> Iterator[str]:
-    """The service under a real uvicorn (for concurrency and streaming tests); yields its base URL."""
+@contextlib.contextmanager
+def serve(settings: Settings, **env_overrides: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The service under a real uvicorn on a free port, with these settings and environment
+    overrides; yields its base URL and process, and stops it (SIGTERM) afterwards."""
     port = _free_port()
     env = {
         **os.environ,
@@ -155,6 +157,7 @@ def live_server(settings: Settings, _schema_ready: None) -> Iterator[str]:
         "PORT": str(port),
         "DB_POOL_MAX": "20",
         "LOG_LEVEL": "WARNING",
+        **env_overrides,
     }
     proc = subprocess.Popen(
         [
@@ -183,10 +186,18 @@ def live_server(settings: Settings, _schema_ready: None) -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the live server did not start")
             time.sleep(0.2)
-        yield base
+        yield base, proc
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, _schema_ready: None) -> Iterator[str]:
+    """The service under a real uvicorn (for concurrency and streaming tests); yields its base URL."""
+    with serve(settings) as (base, _):
+        yield base
 
 
 def run_body(**fields: Any) -> dict[str, Any]:

@@ -1,0 +1,74 @@
+-- The change stream: events made from the change log, read by the stream and the changes feed.
+-- Loaded by name (db/sqlfile.py). The folder (changelog/folder.py) runs `fold` in each batch's
+-- transaction, `reset` in each rebuild's and `prune` now and then; events/hub.py reads `after`.
+-- Tables: db/migrations/0012_change_stream.sql.
+
+-- name: fold
+-- The batch's changes as events, in the order they were made: a run created, updated (its new
+-- row) or deleted, a state or checkpoint appended. A step's event carries its run's status and
+-- record type as they are now. The batch's highest id is announced to every instance's stream.
+WITH made AS (
+    INSERT INTO migration_api_events (id, at, run_id, kind, status, record_type, name, step_order)
+    SELECT nextval('migration_api_event_ids'), at, run_id, kind, status, record_type, name, step_order
+      FROM (SELECT b.logged_at AS at, b.run_id, b.kind,
+                   coalesce(b.status, r.status) AS status, coalesce(b.record_type, r.record_type) AS record_type,
+                   b.name, b.step_order
+              FROM migration_api_fold_batch b
+              LEFT JOIN migration_runs r ON b.s = 0 AND r.id = b.run_id
+             WHERE b.run_id IS NOT NULL
+               AND (b.kind IN ('run_created', 'run_updated', 'state_appended', 'checkpoint_appended') AND b.s >= 0
+                    OR b.kind = 'run_deleted')
+             ORDER BY b.logged_at, b.s) AS changes
+    RETURNING id)
+SELECT pg_notify('migration_api_events', max(id)::text) FROM made HAVING count(*) > 0;
+
+-- name: reset
+-- After a rebuild: what the log held is gone unstreamed, so a `reset` event tells every client
+-- to reload, and a client resuming from before it is told the same.
+WITH made AS (
+    INSERT INTO migration_api_events (id, at, kind, name)
+    VALUES (nextval('migration_api_event_ids'), clock_timestamp(), 'reset', %(reason)s)
+    RETURNING id)
+UPDATE migration_api_machinery SET events_floor = greatest(events_floor, (SELECT id - 1 FROM made))
+RETURNING pg_notify('migration_api_events', events_floor::text);
+
+-- name: prune
+-- Events older than the retention go: of the %(limit)s oldest ids, those past it, in one short
+-- statement per call. A client resuming from one of them is told to reload.
+WITH gone AS (
+    DELETE FROM migration_api_events
+     WHERE id = ANY (ARRAY (SELECT id FROM (SELECT id, at FROM migration_api_events ORDER BY id LIMIT %(limit)s) o
+                             WHERE at < clock_timestamp() - %(retention)s * interval '1 second'))
+    RETURNING id)
+UPDATE migration_api_machinery SET events_floor = greatest(events_floor, (SELECT max(id) FROM gone))
+ WHERE EXISTS (SELECT 1 FROM gone)
+RETURNING (SELECT count(*) FROM gone);
+
+-- name: position
+-- Where the stream stands: events up to `floor` may be missing; `last` is the newest id.
+SELECT events_floor, greatest(events_floor, (SELECT max(id) FROM migration_api_events)),
+       (SELECT last_value FROM migration_api_event_ids)
+  FROM migration_api_machinery;
+
+-- name: after
+-- Up to %(limit)s events after an id, oldest first, each with its run as it is now (none when
+-- deleted since).
+SELECT e.id, e.kind, e.run_id, e.at, e.status, e.record_type, e.name, e.step_order,
+       r.id, r.file_path, r.record_type, r.status, r.created_at, r.updated_at, r.completed_at,
+       r.total_duration, r.success, r.error_message
+  FROM migration_api_events e
+  LEFT JOIN migration_runs r ON r.id = e.run_id
+ WHERE e.id > %(after)s
+ ORDER BY e.id
+ LIMIT %(limit)s;
+
+-- name: after_for_run
+-- The same for one run, and the resets (which concern every client).
+SELECT e.id, e.kind, e.run_id, e.at, e.status, e.record_type, e.name, e.step_order,
+       r.id, r.file_path, r.record_type, r.status, r.created_at, r.updated_at, r.completed_at,
+       r.total_duration, r.success, r.error_message
+  FROM migration_api_events e
+  LEFT JOIN migration_runs r ON r.id = e.run_id
+ WHERE e.id > %(after)s AND (e.run_id = %(run_id)s OR e.kind = 'reset')
+ ORDER BY e.id
+ LIMIT %(limit)s;
