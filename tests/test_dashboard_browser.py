@@ -142,8 +142,6 @@ def _wait_ms(page: Page, selector: str, started: float) -> float:
 def test_runs_written_by_sql_appear_without_a_reload(
     live_server: str, db: psycopg.Connection[Any], browser: Browser
 ) -> None:
-    if httpx.get(f"{live_server}/api/v1/changes", params={"after": 0, "limit": 1}).status_code == 404:
-        pytest.skip("the event stream (GET /api/v1/events, /api/v1/changes) is not in this build")
     seed_runs(db, 20, random.Random(9))
     wait_folded(db)
     page = browser.new_page(viewport=LAPTOP)
@@ -187,8 +185,6 @@ def test_runs_written_by_sql_appear_without_a_reload(
 def test_run_page_follows_steps_and_checkpoints_live(
     live_server: str, db: psycopg.Connection[Any], browser: Browser
 ) -> None:
-    if httpx.get(f"{live_server}/api/v1/changes", params={"after": 0, "limit": 1}).status_code == 404:
-        pytest.skip("the event stream (GET /api/v1/events, /api/v1/changes) is not in this build")
     run_id = insert_run(db, status="running", record_type="claim")
     page = browser.new_page(viewport=LAPTOP)
     page.goto(f"{live_server}/dashboard/runs/{run_id}")
