@@ -29,6 +29,7 @@ from controllers.stats import StatsController
 from controllers.steps import StepsController
 from controllers.system import API_DESCRIPTION, API_NAME, API_VERSION, SystemController
 from controllers.timeline import TimelineController
+from dashboard import DashboardController, dashboard_static_router, template_config
 from db.embedded import start_embedded
 from db.pool import check_pooled_schema, create_pool
 from db.reach import DatabaseUnreachable, check_database, target
@@ -189,12 +190,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             StatsController,
             TimelineController,
             EventsController,
+            DashboardController,
             *static_routers(),
+            dashboard_static_router(),
         ],
         lifespan=[database_lifespan],
         state=_initial_state(settings),
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[forget_written_run],
+        template_config=template_config(),
         openapi_config=openapi_config(title=API_NAME, version=API_VERSION, description=API_DESCRIPTION),
         logging_config=LoggingConfig(
             root={"level": settings.log_level, "handlers": ["queue_listener"]},

@@ -45,6 +45,7 @@ class SystemController(Controller):
                 migrations="/api/v1/migrations",
                 search="/api/v1/migrations/search",
                 stats="/api/v1/migrations/stats",
+                dashboard="/dashboard",
             ),
         )
 

@@ -37,6 +37,7 @@ class ApiLinks(msgspec.Struct):
     migrations: str
     search: str
     stats: str
+    dashboard: str
 
 
 class ApiInfo(msgspec.Struct):

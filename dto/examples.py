@@ -76,6 +76,7 @@ EXAMPLES: Final[dict[str, Any]] = {
             "migrations": "/api/v1/migrations",
             "search": "/api/v1/migrations/search",
             "stats": "/api/v1/migrations/stats",
+            "dashboard": "/dashboard",
         },
     },
     "Health": {

@@ -47,6 +47,7 @@ def cut_off(database_url: str, role: str) -> None:
         conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
 
 
+@pytest.mark.usefixtures("db")  # empty tables to start from, whatever earlier tests left
 def test_a_lost_database_is_503_with_detail_never_an_empty_list(
     database_url: str, settings: Settings, app_role: str, db: psycopg.Connection[Any]
 ) -> None:
