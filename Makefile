@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 RUNS   ?= 1000000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint fmt seed migrate uninstall bench bench-writes bench-freshness clean-db
+.PHONY: help install run test lint fmt seed migrate uninstall api-key bench bench-writes bench-freshness clean-db
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-15s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ migrate: $(STAMP) ## Create missing tables and indexes in the configured databas
 
 uninstall: $(STAMP) ## Remove the service's triggers, indexes, functions and tables, never the engines' (DRY_RUN=1: print the SQL)
 	$(BIN)/python -m db.uninstall $(if $(DRY_RUN),--dry-run)
+
+api-key: $(STAMP) ## Make an API key and print its token once (NAME=dash SCOPES=read+write); ACTION=list|revoke NAME=...
+	$(BIN)/python -m auth $(or $(ACTION),create) $(if $(filter list,$(ACTION)),,$(NAME)) $(if $(or $(filter create,$(ACTION)),$(if $(ACTION),,x)),--scopes $(SCOPES))
 
 seed: $(STAMP) ## Fill the database with realistic demo runs, states and checkpoints (N=500)
 	$(BIN)/python -m db.seed --runs $${N:-500}

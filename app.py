@@ -13,10 +13,15 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Litestar
-from litestar.logging.config import LoggingConfig
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import Message, Scope
 from psycopg_pool import AsyncConnectionPool
 
+from auth import SECURITY_SCHEME, KeyRing, auth_middleware, require_scope
+from auth.controller import ApiKeysController
+from auth.ratelimit import STORE_NAME, rate_limit_middleware, rate_limit_store
 from cache import RunCache, listen
 from changelog import Folder
 from changelog.folder import stop as stop_task
@@ -24,13 +29,16 @@ from config import ConfigError, Settings, load_settings
 from controllers.runs import RunsController
 from controllers.stats import StatsController
 from controllers.steps import StepsController
-from controllers.system import API_DESCRIPTION, API_NAME, API_VERSION, SystemController
+from controllers.system import API_DESCRIPTION, API_NAME, API_VERSION, OPEN_MODE_WARNING, SystemController
 from controllers.timeline import TimelineController
 from db.embedded import start_embedded
 from db.pool import create_pool
 from db.schema import ensure_schema, repair_schema
 from docs_site import openapi_config, static_routers
 from errors import EXCEPTION_HANDLERS
+from observability import metrics
+from observability.logs import configure_logging
+from observability.requests import RequestLogMiddleware
 
 logger = logging.getLogger("migration_api")
 
@@ -55,7 +63,8 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.pool = pool
         app.state.embedded = embedded
         app.state.schema_version = version
-        tasks: list[asyncio.Task[None]] = []
+        app.state.keyring.pool = pool
+        tasks: list[asyncio.Task[None]] = app.state.background_tasks
         if await _change_log_installed(pool):
             cache = RunCache(settings.run_cache_bytes) if settings.run_cache_bytes > 0 else None
             folder = Folder(url, settings.db_schema, pool, cache, repair=repair_schema)
@@ -63,9 +72,13 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
             tasks.append(asyncio.create_task(folder.run(), name="change-log-folder"))
             if cache is not None:
                 tasks.append(asyncio.create_task(listen(cache, url), name="run-cache-listener"))
+        metrics.watch(app.state)
+        if not await app.state.keyring.keyed():
+            logger.warning("%s", OPEN_MODE_WARNING)
         try:
             yield
         finally:
+            metrics.unwatch(app.state)
             for task in tasks:
                 await stop_task(task)
             await pool.close()
@@ -108,6 +121,16 @@ async def forget_written_run(message: Message, scope: Scope) -> None:
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the application; reads the environment only when no settings are given."""
     settings = settings or load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    # Outermost first: the request line and its id, then metrics (which see every answer, 401 and
+    # 429 included), then who is calling, then their budget (which needs to know who).
+    middleware: list[Any] = [
+        RequestLogMiddleware(),
+        metrics.metrics_middleware(),
+        auth_middleware(settings.auth_open_paths),
+    ]
+    if settings.rate_limit is not None:
+        middleware.append(rate_limit_middleware(settings.rate_limit, settings.auth_open_paths))  # type: ignore[arg-type]
     return Litestar(
         route_handlers=[
             SystemController,
@@ -115,26 +138,77 @@ def create_app(settings: Settings | None = None) -> Litestar:
             StepsController,
             StatsController,
             TimelineController,
+            ApiKeysController,
+            metrics.MetricsController,
             *static_routers(),
         ],
         lifespan=[database_lifespan],
         state=_initial_state(settings),
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[forget_written_run],
-        openapi_config=openapi_config(title=API_NAME, version=API_VERSION, description=API_DESCRIPTION),
-        logging_config=LoggingConfig(
-            root={"level": settings.log_level, "handlers": ["queue_listener"]},
-            log_exceptions="never",  # errors.py logs every 5xx once, with method and path
+        middleware=middleware,
+        guards=[require_scope],
+        stores={STORE_NAME: rate_limit_store(settings.redis_url, settings.redis_namespace)},
+        cors_config=_cors(settings),
+        openapi_config=openapi_config(
+            title=API_NAME,
+            version=API_VERSION,
+            description=API_DESCRIPTION,
+            components=Components(
+                security_schemes={
+                    SECURITY_SCHEME: SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description=(
+                            "An API key's token: `Authorization: Bearer <token>`. Each operation names the "
+                            "scope it needs (read, write or admin); in open mode no key is needed."
+                        ),
+                    )
+                }
+            ),
         ),
+        # observability/logs.py configures logging; errors.py logs every 5xx once, with method and path.
+        logging_config=None,
         request_max_body_size=settings.request_max_body_size,
         debug=settings.debug,
     )
 
 
-def _initial_state(settings: Settings) -> Any:
-    from litestar.datastructures import State
+def _cors(settings: Settings) -> CORSConfig | None:
+    if not settings.cors_allow_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_allow_origins),
+        allow_methods=list(settings.cors_allow_methods),  # type: ignore[arg-type]
+        allow_headers=list(settings.cors_allow_headers),
+        allow_credentials=settings.cors_allow_credentials,
+        expose_headers=[
+            "ETag",
+            "Link",
+            "Location",
+            "Retry-After",
+            "X-Request-ID",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+            "RateLimit-Policy",
+        ],
+        max_age=settings.cors_max_age,
+    )
 
-    return State({"settings": settings, "embedded": None, "schema_version": 0, "run_cache": None, "folder": None})
+
+def _initial_state(settings: Settings) -> State:
+    return State(
+        {
+            "settings": settings,
+            "embedded": None,
+            "schema_version": 0,
+            "run_cache": None,
+            "folder": None,
+            "background_tasks": [],
+            "keyring": KeyRing(settings.api_keys, settings.api_key_pepper, settings.auth_cache_seconds),
+        }
+    )
 
 
 _app: Litestar | None = None
@@ -167,6 +241,9 @@ def main(argv: list[str] | None = None) -> None:
         settings = load_settings()
     except ConfigError as exc:
         sys.exit(f"configuration error: {exc}")
+    # uvicorn's own lines go through the service's formatter (observability/logs.py); the
+    # service logs one line per request itself, so uvicorn's access line is off.
+    configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         "app:app",
         host=settings.host,
@@ -175,6 +252,8 @@ def main(argv: list[str] | None = None) -> None:
         workers=None if args.reload else args.workers,
         timeout_graceful_shutdown=5,
         log_level=settings.log_level.lower(),
+        log_config=None,
+        access_log=False,
     )
 
 

@@ -25,6 +25,7 @@ from litestar.openapi.plugins import (
     StoplightRenderPlugin,
     SwaggerRenderPlugin,
 )
+from litestar.openapi.spec import Components
 from litestar.routes import BaseRoute
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
@@ -62,13 +63,16 @@ class _DocsRouter(Router):
         return super().register(value)
 
 
-def openapi_config(*, title: str, version: str, description: str) -> OpenAPIConfig:
+def openapi_config(
+    *, title: str, version: str, description: str, components: Components | None = None
+) -> OpenAPIConfig:
     """Docs at /docs (Swagger UI), /redoc, /elements and the schema at /openapi.json, all offline."""
     swagger = f"{STATIC_PREFIX}/swagger"
     return OpenAPIConfig(
         title=title,
         version=version,
         description=description,
+        components=components or Components(),
         # Routing uses `openapi_router` (mounted at "/"), which makes Litestar ignore `path`; the CLI
         # still reads it to print where the docs live and to hide doc routes in `litestar routes`,
         # where "/" would hide every route.

@@ -47,6 +47,9 @@ class RunCache:
         self._fresh = False
         self._items: OrderedDict[Key, tuple[bytes, str]] = OrderedDict()
         self._bytes = 0
+        # Lookups while enabled, for /metrics (observability/metrics.py).
+        self.hits = 0
+        self.misses = 0
 
     @property
     def enabled(self) -> bool:
@@ -69,6 +72,9 @@ class RunCache:
         item = self._items.get(key)
         if item is not None:
             self._items.move_to_end(key)
+            self.hits += 1
+        else:
+            self.misses += 1
         return item
 
     def put(self, kind: str, run_id: uuid.UUID, body: bytes, tag: str, generation: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request
@@ -93,6 +94,8 @@ LateReport = Annotated[
 
 _ERROR_TEXT = {
     400: "Bad request: a parameter or body field is invalid (named in `detail` / `extra`)",
+    401: "No API key, or an unknown or revoked one (`WWW-Authenticate: Bearer`); not in open mode",
+    403: "The API key lacks the scope this operation needs (`detail` names it)",
     404: "Not found",
     409: "Conflict with the stored state (`detail` says which: a lifecycle rule, a taken step_order, ...)",
     412: "Precondition failed: the run changed since the given `If-Match` ETag (the current one is in `ETag`)",
@@ -101,15 +104,16 @@ _ERROR_TEXT = {
         "The database refused the write (a constraint it carries), or an `Idempotency-Key` was reused "
         "with another body; `detail` says which"
     ),
+    429: "Too many requests for this key (or client address in open mode): wait `Retry-After` seconds",
     503: "Database unavailable or too slow, or `Idempotency-Key` cannot be honoured; nothing was changed",
 }
 
 
 def error_responses(*codes: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the given error codes, always with 400 and 503."""
+    """OpenAPI entries for the given error codes, always with 400, 401, 403, 429 and 503."""
     return {
         code: ResponseSpec(data_container=ErrorResponse, description=_ERROR_TEXT[code], generate_examples=False)
-        for code in sorted({400, 503, *codes})
+        for code in sorted({400, 401, 403, 429, 503, *codes})
     }
 
 
@@ -175,3 +179,10 @@ def require_if_match(header: str | None, run: RunRead) -> None:
 
 def run_location(run_id: Any) -> str:
     return f"/api/v1/migrations/{run_id}"
+
+
+def next_link(request: Request[Any, Any, Any], cursor: str) -> str:
+    """`Link` to the next page: this request's query with `cursor` (and no `offset`)."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in {"cursor", "offset"}]
+    params.append(("cursor", cursor))
+    return f'<{request.url.path}?{urlencode(params)}>; rel="next"'

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, cast
-from urllib.parse import urlencode
 
 from litestar import MediaType, Request, Response
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
+from controllers.common import next_link
 from dto.runs import RunRead
 from errors import DomainError
 from repositories.run_queries import DEFAULT_SORT, SHORT_TERM_WINDOW, SORT_COLUMNS, QueryError, RunQuery, Sort
@@ -185,9 +185,7 @@ async def page_response(
         raise DomainError(str(exc)) from None
     headers: dict[str, str] = {}
     if page.next_cursor is not None:
-        params = [(k, v) for k, v in request.query_params.multi_items() if k not in {"cursor", "offset"}]
-        params.append(("cursor", page.next_cursor))
-        headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
+        headers["Link"] = next_link(request, page.next_cursor)
     if count is not CountMode.NONE:
         headers["X-Total-Count"] = str(await repo.count(query, exact=count is CountMode.EXACT))
         headers["X-Total-Count-Mode"] = count.value

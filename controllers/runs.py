@@ -12,6 +12,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, QueryParameter
 
 import lifecycle
+from auth import ADMIN, READ, WRITE, requires
 from controllers.common import (
     ETAG_HEADER,
     NOT_MODIFIED,
@@ -56,6 +57,7 @@ class RunsController(Controller):
     @get(
         "/",
         operation_id="ListMigrationRuns",
+        **requires(READ),
         summary="List runs: filters, sort, cursor pages",
         responses=error_responses(),
         response_headers=PAGING_HEADERS,
@@ -73,6 +75,7 @@ class RunsController(Controller):
     @get(
         "/search",
         operation_id="SearchMigrationRuns",
+        **requires(READ),
         summary="Search runs by text and filters, ranked",
         responses=error_responses(),
         response_headers=PAGING_HEADERS,
@@ -96,6 +99,7 @@ class RunsController(Controller):
     @get(
         "/{run_id:str}",
         operation_id="GetMigrationRun",
+        **requires(READ),
         summary="Get one run",
         responses={**error_responses(404), 304: NOT_MODIFIED},
         response_headers=[ETAG_HEADER],
@@ -118,6 +122,7 @@ class RunsController(Controller):
     @post(
         "/",
         operation_id="CreateMigrationRun",
+        **requires(WRITE),
         summary="Create a run",
         responses=error_responses(409, 413, 422),
         response_headers=[
@@ -149,6 +154,7 @@ class RunsController(Controller):
     @patch(
         "/{run_id:str}",
         operation_id="UpdateMigrationRun",
+        **requires(WRITE),
         summary="Update some fields of a run",
         responses=error_responses(404, 409, 412, 413, 422),
         response_headers=[ETAG_HEADER],
@@ -171,6 +177,7 @@ class RunsController(Controller):
     @post(
         "/{run_id:str}/cancel",
         operation_id="CancelMigrationRun",
+        **requires(WRITE),
         summary="Cancel a run",
         status_code=200,
         responses=error_responses(404, 409, 412, 422),
@@ -198,6 +205,7 @@ class RunsController(Controller):
     @delete(
         "/{run_id:str}",
         operation_id="DeleteMigrationRun",
+        **requires(ADMIN),
         summary="Delete a run with its states and checkpoints",
         responses=error_responses(404, 409, 412),
     )

@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
+from auth import READ, requires
 from controllers.common import error_responses
 from dto.stats import PERCENTILE_NOTE, ErrorStats, MigrationStats, StatsHistory
 from errors import DomainError
@@ -121,6 +122,7 @@ class StatsController(Controller):
     @get(
         "/",
         operation_id="GetMigrationStats",
+        **requires(READ),
         summary="Counts, success rate, duration percentiles, running and stuck runs",
         description=(
             "Runs created in the window (`since` inclusive, `until` exclusive; all runs without them) by status "
@@ -145,6 +147,7 @@ class StatsController(Controller):
     @get(
         "/history",
         operation_id="GetMigrationStatsHistory",
+        **requires(READ),
         summary="Runs per hour or day: counts by status, success rate, duration percentiles",
         description=(
             "Buckets of runs by `created_at` (UTC hours or days), empty buckets included, oldest first. "
@@ -166,6 +169,7 @@ class StatsController(Controller):
     @get(
         "/errors",
         operation_id="GetMigrationErrorGroups",
+        **requires(READ),
         summary="Failures grouped by normalised error message",
         description=(
             "Runs in status `failed` created in the window, grouped by a fingerprint of their error message "

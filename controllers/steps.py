@@ -16,12 +16,14 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from psycopg import AsyncConnection
 
 import lifecycle
+from auth import READ, WRITE, requires
 from controllers.common import (
     REPLAYED_RESPONSE_HEADER,
     IdempotencyKeyHeader,
     LateReport,
     RunIdPath,
     error_responses,
+    next_link,
     parse_run_id,
     provide_checkpoints_repo,
     provide_idempotency,
@@ -43,6 +45,7 @@ from dto.steps import (
 from errors import Conflict, DomainError, PayloadTooLarge
 from repositories.checkpoints import CheckpointsRepository
 from repositories.idempotency import IdempotencyStore, Outcome, request_hash
+from repositories.paging import DEFAULT_PAGE_ITEMS, MAX_PAGE_BYTES, MAX_PAGE_ITEMS, PageWindow
 from repositories.runs import RunsRepository
 from repositories.states import StatesRepository
 
@@ -52,6 +55,28 @@ LOCATION_HEADER = ResponseHeader(
     name="Location", description="URL of the new item (of the run's list, for a batch)", documentation_only=True
 )
 APPEND_HEADERS = [LOCATION_HEADER, REPLAYED_RESPONSE_HEADER]
+PAGE_LINK_HEADER = ResponseHeader(
+    name="Link",
+    description='`<URL>; rel="next"`: the next page (same query with `cursor`); absent on the last page',
+    documentation_only=True,
+)
+PageLimit = Annotated[
+    int,
+    QueryParameter(
+        description=f"Most items in this page (default {DEFAULT_PAGE_ITEMS:,}, at most {MAX_PAGE_ITEMS:,}); a page "
+        f"also ends once it holds about {MAX_PAGE_BYTES // 1024 // 1024} MiB",
+        ge=1,
+        le=MAX_PAGE_ITEMS,
+    ),
+]
+PageCursor = Annotated[
+    str | None,
+    QueryParameter(
+        description='Where the page starts: the cursor from the previous page\'s `Link: <…>; rel="next"` '
+        "(the id of its last item); without it, the first page",
+        format="uuid",
+    ),
+]
 
 
 class StepsController(Controller):
@@ -67,23 +92,35 @@ class StepsController(Controller):
     @get(
         "/states",
         operation_id="ListRunStates",
+        response_headers=[PAGE_LINK_HEADER],
+        **requires(READ),
         summary="A run's step states, by step order",
         responses=error_responses(404),
     )
     async def list_states(
         self,
+        request: Request[Any, Any, Any],
         states_repo: NamedDependency[StatesRepository],
         run_id: RunIdPath,
+        limit: PageLimit = DEFAULT_PAGE_ITEMS,
+        cursor: PageCursor = None,
     ) -> Response[list[StateRead]]:
-        """Every recorded step state of the run, by `step_order`; `[]` when it has none."""
-        body = await states_repo.list_encoded(parse_run_id(run_id))
-        if body is None:
+        """The run's step states by `step_order`, a page at a time; `[]` when it has none.
+
+        A page holds up to `limit` states and stops early once it holds about 16 MiB; when more
+        follow, `Link: <…>; rel="next"` gives the URL of the next page.
+        """
+        page = await states_repo.page_encoded(parse_run_id(run_id), PageWindow(limit, _cursor(cursor)))
+        if page is None:
             raise NotFoundException(detail=f"migration run {run_id} not found")
-        return cast("Response[list[StateRead]]", Response(body, media_type=MediaType.JSON))
+        body, following = page
+        headers = {} if following is None else {"Link": next_link(request, str(following))}
+        return cast("Response[list[StateRead]]", Response(body, media_type=MediaType.JSON, headers=headers))
 
     @get(
         "/states/latest",
         operation_id="GetLatestRunState",
+        **requires(READ),
         summary="A run's furthest step state",
         responses=error_responses(404),
     )
@@ -103,6 +140,7 @@ class StepsController(Controller):
     @get(
         "/states/{state_id:str}",
         operation_id="GetRunState",
+        **requires(READ),
         summary="One step state of a run",
         responses=error_responses(404),
     )
@@ -118,6 +156,7 @@ class StepsController(Controller):
     @post(
         "/states",
         operation_id="AppendRunState",
+        **requires(WRITE),
         summary="Append a step state to a run",
         responses=error_responses(404, 409, 413, 422),
         response_headers=APPEND_HEADERS,
@@ -149,6 +188,7 @@ class StepsController(Controller):
     @post(
         "/states/batch",
         operation_id="AppendRunStates",
+        **requires(WRITE),
         summary="Append several step states at once (all or nothing)",
         responses=error_responses(404, 409, 413, 422),
         response_headers=APPEND_HEADERS,
@@ -180,23 +220,30 @@ class StepsController(Controller):
     @get(
         "/checkpoints",
         operation_id="ListRunCheckpoints",
+        response_headers=[PAGE_LINK_HEADER],
+        **requires(READ),
         summary="A run's checkpoints, oldest first",
         responses=error_responses(404),
     )
     async def list_checkpoints(
         self,
+        request: Request[Any, Any, Any],
         checkpoints_repo: NamedDependency[CheckpointsRepository],
         run_id: RunIdPath,
-    ) -> list[CheckpointRead]:
-        """Every checkpoint of the run, by `created_at`; `[]` when it has none."""
-        checkpoints = await checkpoints_repo.list_for_run(parse_run_id(run_id))
-        if checkpoints is None:
+        limit: PageLimit = DEFAULT_PAGE_ITEMS,
+        cursor: PageCursor = None,
+    ) -> Response[list[CheckpointRead]]:
+        """The run's checkpoints by `created_at`, a page at a time (as for states); `[]` when it has none."""
+        page = await checkpoints_repo.page(parse_run_id(run_id), PageWindow(limit, _cursor(cursor)))
+        if page is None:
             raise NotFoundException(detail=f"migration run {run_id} not found")
-        return checkpoints
+        headers = {} if page.next_cursor is None else {"Link": next_link(request, str(page.next_cursor))}
+        return Response(page.items, headers=headers)
 
     @get(
         "/checkpoints/latest",
         operation_id="GetLatestRunCheckpoint",
+        **requires(READ),
         summary="A run's newest checkpoint, optionally of one name",
         responses=error_responses(404),
     )
@@ -217,6 +264,7 @@ class StepsController(Controller):
     @get(
         "/checkpoints/{checkpoint_id:str}",
         operation_id="GetRunCheckpoint",
+        **requires(READ),
         summary="One checkpoint of a run",
         responses=error_responses(404),
     )
@@ -235,6 +283,7 @@ class StepsController(Controller):
     @post(
         "/checkpoints",
         operation_id="AppendRunCheckpoint",
+        **requires(WRITE),
         summary="Append a checkpoint to a run",
         responses=error_responses(404, 409, 413, 422),
         response_headers=APPEND_HEADERS,
@@ -263,6 +312,7 @@ class StepsController(Controller):
     @post(
         "/checkpoints/batch",
         operation_id="AppendRunCheckpoints",
+        **requires(WRITE),
         summary="Append several checkpoints at once (all or nothing)",
         responses=error_responses(404, 409, 413, 422),
         response_headers=APPEND_HEADERS,
@@ -287,6 +337,10 @@ class StepsController(Controller):
             return Outcome(201, checkpoints, {"Location": f"{run_location(rid)}/checkpoints"})
 
         return await _once(request, idempotency, idempotency_key, data, append, list[CheckpointRead])
+
+
+def _cursor(raw: str | None) -> uuid.UUID | None:
+    return None if raw is None else _parse_id("cursor", raw)
 
 
 def _parse_id(name: str, raw: str) -> uuid.UUID:

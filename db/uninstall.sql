@@ -1,4 +1,4 @@
--- Uninstall: drops every object the service added to its schema (db/migrations/0001-0010, the
+-- Uninstall: drops every object the service added to its schema (db/migrations/0001-0011, the
 -- current objects and those of versions 1-8, in case an old install is uninstalled), and nothing
 -- else. Never dropped: the engines' tables (migration_runs, workflow_states, workflow_checkpoints)
 -- and their rows, their primary keys and foreign keys, and their own indexes
@@ -78,6 +78,8 @@ DROP TABLE IF EXISTS migration_api_log_alive;
 DROP TABLE IF EXISTS migration_api_machinery;
 DROP TABLE IF EXISTS migration_api_search_docs;
 DROP TABLE IF EXISTS migration_api_idempotency_keys;
+-- version 11's API keys:
+DROP TABLE IF EXISTS migration_api_keys;
 -- the roll-ups:
 DROP TABLE IF EXISTS migration_api_run_counts_hour;
 DROP TABLE IF EXISTS migration_api_run_counts_day;

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -37,6 +37,18 @@ class ApiLinks(msgspec.Struct):
     migrations: str
     search: str
     stats: str
+    live: str = "/health/live"
+    ready: str = "/health/ready"
+    metrics: str = "/metrics"
+
+
+class AuthInfo(msgspec.Struct):
+    """How callers are checked: "api_keys" (a bearer token with the operation's scope) or "open"
+    (no key configured: anyone who reaches the port may do anything)."""
+
+    mode: Literal["open", "api_keys"]
+    scopes: dict[str, str]
+    warning: str | None = None
 
 
 class ApiInfo(msgspec.Struct):
@@ -44,6 +56,7 @@ class ApiInfo(msgspec.Struct):
     version: str
     description: str
     links: ApiLinks
+    auth: AuthInfo
 
 
 class DatabaseHealth(msgspec.Struct):
@@ -70,3 +83,21 @@ class Health(msgspec.Struct):
     status: str
     database: DatabaseHealth
     derived: DerivedHealth
+
+
+class Liveness(msgspec.Struct):
+    status: Literal["alive"] = "alive"
+
+
+class ReadinessCheck(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(description="database, schema_version, or a background task's name")]
+    ok: bool
+    note: str | None = None
+
+
+class Readiness(msgspec.Struct):
+    """200 when every check passes; 503 (with `detail` naming the failed checks) otherwise."""
+
+    status: Literal["ready", "not ready"]
+    checks: list[ReadinessCheck]
+    detail: str | None = None

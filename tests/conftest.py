@@ -65,6 +65,8 @@ def make_settings(database_url: str, schema: str, **overrides: Any) -> Settings:
         db_schema=schema,
         pool_min_size=1,
         pool_max_size=8,
+        # The suite's requests come from one address; tests/test_rate_limits.py sets its own limits.
+        rate_limit=overrides.pop("rate_limit", None),
         **overrides,
     )
 
@@ -155,6 +157,7 @@ def live_server(settings: Settings, _schema_ready: None) -> Iterator[str]:
         "PORT": str(port),
         "DB_POOL_MAX": "20",
         "LOG_LEVEL": "WARNING",
+        "RATE_LIMIT": "off",
     }
     proc = subprocess.Popen(
         [
