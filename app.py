@@ -32,6 +32,7 @@ from controllers.steps import StepsController
 from controllers.system import API_DESCRIPTION, API_NAME, API_VERSION, OPEN_MODE_WARNING, SystemController
 from controllers.timeline import TimelineController
 from db.embedded import start_embedded
+from db.outage import Gate, heartbeat
 from db.pool import create_pool
 from db.schema import ensure_schema, repair_schema
 from docs_site import openapi_config, static_routers
@@ -58,15 +59,19 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
         if settings.migrate_on_start:
             report = await anyio.to_thread.run_sync(ensure_schema, url, settings.db_schema)
             version = report.version
-        pool = create_pool(url, settings)
+        gate: Gate = app.state.gate
+        pool = create_pool(url, settings, gate)
         await pool.open(wait=True, timeout=max(settings.pool_timeout, 10.0))
         app.state.pool = pool
         app.state.embedded = embedded
         app.state.schema_version = version
         app.state.keyring.pool = pool
         tasks: list[asyncio.Task[None]] = app.state.background_tasks
+        tasks.append(asyncio.create_task(heartbeat(gate, url, pool.check), name="database-heartbeat"))
         if await _change_log_installed(pool):
             cache = RunCache(settings.run_cache_bytes) if settings.run_cache_bytes > 0 else None
+            if cache is not None:
+                cache.gate = gate
             folder = Folder(url, settings.db_schema, pool, cache, repair=repair_schema)
             app.state.run_cache, app.state.folder = cache, folder
             tasks.append(asyncio.create_task(folder.run(), name="change-log-folder"))
@@ -206,6 +211,7 @@ def _initial_state(settings: Settings) -> State:
             "run_cache": None,
             "folder": None,
             "background_tasks": [],
+            "gate": Gate(),
             "keyring": KeyRing(settings.api_keys, settings.api_key_pepper, settings.auth_cache_seconds),
         }
     )

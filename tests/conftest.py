@@ -3,6 +3,7 @@ per session, clean tables per test, and the app over HTTP (Litestar's client or 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -146,19 +147,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def live_server(settings: Settings, _schema_ready: None) -> Iterator[str]:
-    """The service under a real uvicorn (for concurrency and streaming tests); yields its base URL."""
+@contextlib.contextmanager
+def serve(database_url: str, schema: str, **env: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """The service under a real uvicorn, with `env` over the defaults below; yields the process and
+    its base URL once /health/live answers (its stderr goes to pytest's capture)."""
     port = _free_port()
-    env = {
+    environment = {
         **os.environ,
-        "DATABASE_URL": settings.database_url or "",
-        "DB_SCHEMA": settings.db_schema,
+        "DATABASE_URL": database_url,
+        "DB_SCHEMA": schema,
         "PORT": str(port),
         "DB_POOL_MAX": "20",
         "LOG_LEVEL": "WARNING",
         "RATE_LIMIT": "off",
+        **env,
     }
+    if "API_KEYS" not in env:
+        environment.pop("API_KEYS", None)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -172,24 +177,32 @@ def live_server(settings: Settings, _schema_ready: None) -> Iterator[str]:
             "2",
         ],
         cwd=PROJECT_DIR,
-        env=env,
+        env=environment,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the live server did not start")
             time.sleep(0.2)
-        yield base
+        yield proc, base
     finally:
-        proc.terminate()
+        if proc.poll() is None:
+            proc.terminate()
         proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, _schema_ready: None) -> Iterator[str]:
+    """The service under a real uvicorn (for concurrency and streaming tests); yields its base URL."""
+    with serve(settings.database_url or "", settings.db_schema) as (_, base):
+        yield base
 
 
 def run_body(**fields: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -47,7 +48,7 @@ def cut_off(database_url: str, role: str) -> None:
 
 
 def test_a_lost_database_is_503_with_detail_never_an_empty_list(
-    database_url: str, settings: Settings, app_role: str
+    database_url: str, settings: Settings, app_role: str, db: psycopg.Connection[Any]
 ) -> None:
     app_settings = make_settings(
         make_conninfo(database_url, user=app_role),
