@@ -26,6 +26,7 @@ from cache import RunCache, listen
 from changelog import Folder
 from changelog.folder import stop as stop_task
 from config import ConfigError, Settings, load_settings
+from controllers.lenient import TimestampPlusMiddleware
 from controllers.runs import RunsController
 from controllers.stats import StatsController
 from controllers.steps import StepsController
@@ -127,10 +128,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """Build the application; reads the environment only when no settings are given."""
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    # Outermost first: the request line and its id, then metrics (which see every answer, 401 and
+    # Outermost first: the request line and its id, timestamps' `+` read as sent, then metrics (which see every answer, 401 and
     # 429 included), then who is calling, then their budget (which needs to know who).
     middleware: list[Any] = [
         RequestLogMiddleware(),
+        TimestampPlusMiddleware(),
         metrics.metrics_middleware(),
         auth_middleware(settings.auth_open_paths),
     ]
