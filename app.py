@@ -128,8 +128,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """Build the application; reads the environment only when no settings are given."""
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    # Outermost first: the request line and its id, timestamps' `+` read as sent, then metrics (which see every answer, 401 and
-    # 429 included), then who is calling, then their budget (which needs to know who).
+    # Outermost first: the request line and its id, timestamps' `+` read as meant, then metrics
+    # (which see every answer, 401 and 429 included), then who is calling, then their budget
+    # (which needs to know who).
     middleware: list[Any] = [
         RequestLogMiddleware(),
         TimestampPlusMiddleware(),
