@@ -26,6 +26,7 @@ from cache import RunCache, listen
 from changelog import Folder
 from changelog.folder import stop as stop_task
 from config import ConfigError, Settings, load_settings
+from controllers.common import refuse_coerced_bodies
 from controllers.lenient import TimestampPlusMiddleware
 from controllers.runs import RunsController
 from controllers.stats import StatsController
@@ -36,7 +37,7 @@ from db.embedded import start_embedded
 from db.outage import Gate, heartbeat
 from db.pool import create_pool
 from db.schema import ensure_schema, repair_schema
-from docs_site import openapi_config, static_routers
+from docs_site import StrictStructSchemaPlugin, mark_optional_bodies, openapi_config, static_routers
 from errors import EXCEPTION_HANDLERS
 from observability import metrics
 from observability.logs import configure_logging
@@ -151,11 +152,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *static_routers(),
         ],
         lifespan=[database_lifespan],
+        on_startup=[mark_optional_bodies],
         state=_initial_state(settings),
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[forget_written_run],
+        before_request=refuse_coerced_bodies,
         middleware=middleware,
         guards=[require_scope],
+        plugins=[StrictStructSchemaPlugin()],
         stores={STORE_NAME: rate_limit_store(settings.redis_url, settings.redis_namespace)},
         cors_config=_cors(settings),
         openapi_config=openapi_config(

@@ -15,7 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import swagger_ui_bundle
-from litestar import Router
+from litestar import Litestar, Router
+from litestar._openapi.schema_generation import SchemaCreator
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.datastructures import CacheControlHeader
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
@@ -25,10 +27,12 @@ from litestar.openapi.plugins import (
     StoplightRenderPlugin,
     SwaggerRenderPlugin,
 )
-from litestar.openapi.spec import Components
-from litestar.routes import BaseRoute
+from litestar.openapi.spec import Components, RequestBody, Schema
+from litestar.routes import BaseRoute, HTTPRoute
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
+from litestar.types.empty import Empty
+from litestar.typing import FieldDefinition
 
 VENDOR_DIR = Path(__file__).parent / "static" / "vendor"
 SWAGGER_DIR = Path(swagger_ui_bundle.swagger_ui_path)
@@ -121,3 +125,35 @@ def static_routers() -> list[Router]:
         )
         for name, directory in sources.items()
     ]
+
+
+class StrictStructSchemaPlugin(StructSchemaPlugin):
+    """Litestar's schema for msgspec Structs, plus `additionalProperties: false` for the request
+    bodies that refuse unknown fields (`forbid_unknown_fields=True`), so the document says what
+    the service enforces."""
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        if getattr(field_definition.type_, "__struct_config__", None) is not None and (
+            field_definition.type_.__struct_config__.forbid_unknown_fields
+        ):
+            schema.additional_properties = False
+        return schema
+
+
+def mark_optional_bodies(app: Litestar) -> None:
+    """Litestar documents every request body as required; a handler whose `data` has a default
+    (POST .../cancel takes an optional reason) gets `required: false` (run once at startup)."""
+    document = app.openapi_schema
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute) or document.paths is None:
+            continue
+        for handler in route.route_handlers:
+            data = handler.parsed_fn_signature.parameters.get("data")
+            if data is None or data.default is Empty or not handler.include_in_schema:
+                continue
+            path_item = document.paths.get(route.path_format or route.path)
+            for method in handler.http_methods:
+                operation = getattr(path_item, method.lower(), None) if path_item is not None else None
+                if operation is not None and isinstance(operation.request_body, RequestBody):
+                    operation.request_body.required = False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, Response, delete, get, post
@@ -17,7 +17,7 @@ from auth.tokens import ADMIN, NAME_PATTERN, SCOPES
 from controllers.common import error_responses
 
 KeyName = Annotated[str, msgspec.Meta(pattern=NAME_PATTERN.pattern, description="1-64 of A-Z a-z 0-9 _ . -")]
-Scope = Annotated[str, msgspec.Meta(pattern="^(" + "|".join(SCOPES) + ")$", description="read, write or admin")]
+Scope = Literal["read", "write", "admin"]
 
 
 class ApiKeyCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

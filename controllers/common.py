@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request
 from litestar.datastructures import ResponseHeader, State
+from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import HeaderParameter, PathParameter, QueryParameter
+from litestar.params import HeaderParameter, KwargDefinition, PathParameter, QueryParameter
 
 from dto.common import ErrorResponse
 from dto.runs import RunRead, body_etag
@@ -186,3 +188,52 @@ def next_link(request: Request[Any, Any, Any], cursor: str) -> str:
     params = [(k, v) for k, v in request.query_params.multi_items() if k not in {"cursor", "offset"}]
     params.append(("cursor", cursor))
     return f'<{request.url.path}?{urlencode(params)}>; rel="next"'
+
+
+def timestamp_query(description: str) -> KwargDefinition:
+    """A query parameter that holds an RFC 3339 date-time (no offset = UTC), documented as such."""
+    return QueryParameter(
+        description=description + " (RFC 3339, e.g. `2026-11-25T06:59:52Z`; no offset = UTC; send `+` as `%2B`)",
+        format="date-time",
+        max_length=64,
+    )
+
+
+def parse_timestamp(name: str, raw: str | None) -> datetime | None:
+    """The parameter as an aware datetime (naive = UTC), or a 400 that names it. Only RFC 3339
+    text is read: a bare number such as `0.5` is refused, not taken as seconds since 1970."""
+    if raw is None:
+        return None
+    try:
+        value = msgspec.convert(raw, datetime)
+    except msgspec.ValidationError:
+        hint = "; a `+` sent unencoded arrives as a space: send it as %2B" if " " in raw else ""
+        raise DomainError(
+            f"{name} must be an RFC 3339 date-time such as 2026-11-25T06:59:52Z, got {raw!r}{hint}"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+async def refuse_coerced_bodies(request: Request[Any, Any, Any]) -> None:
+    """App-level `before_request`: a JSON body must match its type as sent.
+
+    Litestar converts a decoded body to the handler's type leniently (`0` becomes `false`, `"5"`
+    becomes `5`), so a body the OpenAPI document forbids would be stored. Decoding it once more
+    with msgspec's strict rules (a few microseconds per kilobyte) refuses those with a 400 that
+    names the field. Malformed JSON and empty optional bodies are left to Litestar.
+    """
+    data = request.route_handler.parsed_fn_signature.parameters.get("data")
+    if data is None or request.method in {"GET", "HEAD", "OPTIONS"}:
+        return
+    body = await request.body()
+    if not body:
+        return
+    try:
+        msgspec.json.decode(body, type=data.annotation, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ValidationException(
+            detail=f"Validation failed for {request.method} {request.url.path}",
+            extra=[{"message": str(exc), "key": "data", "source": "body"}],
+        ) from None
+    except msgspec.DecodeError:
+        return

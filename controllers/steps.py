@@ -11,8 +11,9 @@ import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.params import Body, JSONBody, PathParameter, QueryParameter
 from psycopg import AsyncConnection
 
 import lifecycle
@@ -55,6 +56,8 @@ LOCATION_HEADER = ResponseHeader(
     name="Location", description="URL of the new item (of the run's list, for a batch)", documentation_only=True
 )
 APPEND_HEADERS = [LOCATION_HEADER, REPLAYED_RESPONSE_HEADER]
+# Litestar documents a top-level array body without the bounds of its type; stated here.
+BATCH_BODY = Body(media_type=RequestEncodingType.JSON, min_items=1, max_items=MAX_BATCH_ITEMS)
 PAGE_LINK_HEADER = ResponseHeader(
     name="Link",
     description='`<URL>; rel="next"`: the next page (same query with `cursor`); absent on the last page',
@@ -199,7 +202,7 @@ class StepsController(Controller):
         states_repo: NamedDependency[StatesRepository],
         idempotency: NamedDependency[IdempotencyStore],
         run_id: RunIdPath,
-        data: JSONBody[StateBatch],
+        data: Annotated[StateBatch, BATCH_BODY],
         late: LateReport = False,
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response[list[StateRead]]:
@@ -323,7 +326,7 @@ class StepsController(Controller):
         checkpoints_repo: NamedDependency[CheckpointsRepository],
         idempotency: NamedDependency[IdempotencyStore],
         run_id: RunIdPath,
-        data: JSONBody[CheckpointBatch],
+        data: Annotated[CheckpointBatch, BATCH_BODY],
         late: LateReport = False,
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response[list[CheckpointRead]]:
