@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 RUNS   ?= 1000000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint fmt seed migrate uninstall api-key bench bench-writes bench-freshness clean-db
+.PHONY: help install run test fuzz lint fmt seed migrate uninstall api-key bench bench-writes bench-freshness clean-db
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-15s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ run: $(STAMP) ## Serve on http://localhost:8000 with reload (embedded PostgreSQL
 
 test: $(STAMP) ## Run the tests against a real PostgreSQL (embedded, or DATABASE_URL/DB_* when set)
 	$(BIN)/python -m pytest
+
+fuzz: $(STAMP) ## schemathesis against the live OpenAPI document: >= 2,000 cases, every contract check (FUZZ_SEED, FUZZ_MAX_EXAMPLES)
+	$(BIN)/python -m pytest -m fuzz tests/test_fuzz.py -s
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .

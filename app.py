@@ -26,7 +26,7 @@ from cache import RunCache, listen
 from changelog import Folder
 from changelog.folder import stop as stop_task
 from config import ConfigError, Settings, load_settings
-from controllers.common import refuse_coerced_bodies
+from controllers.common import check_input
 from controllers.lenient import TimestampPlusMiddleware
 from controllers.runs import RunsController
 from controllers.stats import StatsController
@@ -156,7 +156,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=_initial_state(settings),
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[forget_written_run],
-        before_request=refuse_coerced_bodies,
+        before_request=check_input,
         middleware=middleware,
         guards=[require_scope],
         plugins=[StrictStructSchemaPlugin()],

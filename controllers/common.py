@@ -214,14 +214,19 @@ def parse_timestamp(name: str, raw: str | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-async def refuse_coerced_bodies(request: Request[Any, Any, Any]) -> None:
-    """App-level `before_request`: a JSON body must match its type as sent.
+async def check_input(request: Request[Any, Any, Any]) -> None:
+    """App-level `before_request`: no NUL character in a query parameter (PostgreSQL cannot hold
+    one in text: a 400 here rather than the database's refusal), and a JSON body must match its
+    type as sent.
 
     Litestar converts a decoded body to the handler's type leniently (`0` becomes `false`, `"5"`
     becomes `5`), so a body the OpenAPI document forbids would be stored. Decoding it once more
     with msgspec's strict rules (a few microseconds per kilobyte) refuses those with a 400 that
     names the field. Malformed JSON and empty optional bodies are left to Litestar.
     """
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value:
+            raise ValidationException(detail=f"query parameter {name} contains a NUL character, which is not accepted")
     data = request.route_handler.parsed_fn_signature.parameters.get("data")
     if data is None or request.method in {"GET", "HEAD", "OPTIONS"}:
         return

@@ -37,12 +37,12 @@ from dto.steps import (
     MAX_BATCH_ITEMS,
     CheckpointBatch,
     CheckpointCreate,
-    CheckpointName,
     CheckpointRead,
     StateBatch,
     StateCreate,
     StateRead,
 )
+from dto.validation import NUL_FREE_PATTERN
 from errors import Conflict, DomainError, PayloadTooLarge
 from repositories.checkpoints import CheckpointsRepository
 from repositories.idempotency import IdempotencyStore, Outcome, request_hash
@@ -51,7 +51,16 @@ from repositories.runs import RunsRepository
 from repositories.states import StatesRepository
 
 ItemIdPath = Annotated[str, PathParameter(description="The item's id, a UUID", format="uuid")]
-NameFilter = Annotated[CheckpointName | None, QueryParameter(description="Only checkpoints of this name (exact match)")]
+# The bounds are stated on the parameter: Litestar neither documents nor checks those of the type.
+NameFilter = Annotated[
+    str | None,
+    QueryParameter(
+        description="Only checkpoints of this name (exact match)",
+        min_length=1,
+        max_length=100,
+        pattern=NUL_FREE_PATTERN,
+    ),
+]
 LOCATION_HEADER = ResponseHeader(
     name="Location", description="URL of the new item (of the run's list, for a batch)", documentation_only=True
 )

@@ -171,3 +171,25 @@ def test_a_timestamp_whose_plus_became_a_space_is_read_as_meant(
     shifted = client.get(f"{API}?created_after=2026-11-25T07:59:52+01:00")
     assert [r["id"] for r in shifted.json()] == [later]
     assert client.get(f"{API}?created_after=yesterday").status_code == 400
+
+
+def test_input_the_document_forbids_is_refused_with_detail(
+    client: TestClient[Any], db: psycopg.Connection[Any]
+) -> None:
+    run = client.post(API, json=run_body(status="running")).json()["id"]
+    numeric = client.get(f"{API}/stats?until=0.5")  # not read as a Unix time
+    assert numeric.status_code == 400
+    assert "RFC 3339" in numeric.json()["detail"]
+    spaced = client.get(f"{API}?created_after=2026-11-25T06:59:52%2000:00")
+    assert spaced.status_code == 400
+    assert "%2B" in spaced.json()["detail"]
+    nul = client.get(f"{API}/{run}/checkpoints/latest?name=%00x")
+    assert nul.status_code == 400
+    assert client.get(f"{API}?file_path=a%00b").status_code == 400
+    coerced = client.patch(f"{API}/{run}", json={"success": 0})  # not taken as false
+    assert coerced.status_code == 400
+    assert "success" in str(coerced.json()["extra"])
+    unknown = client.patch(f"{API}/{run}", json={"colour": "red"})
+    assert unknown.status_code == 400
+    assert client.get(f"{API}/{run}").json()["success"] is None  # nothing was changed
+    assert client.post(f"{API}/{run}/states/batch", json=[]).status_code == 400
