@@ -12,9 +12,9 @@ import psycopg
 from auth import store
 from auth.tokens import SCOPE_TEXT, SCOPES, check_name, parse_scopes
 from config import ConfigError, Settings, load_settings
-from db.embedded import start_embedded
 from db.pool import connection_options
 from db.schema import ensure_schema
+from db.target import database_url
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,17 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    embedded = None
-    url = settings.database_url
-    if url is None:
-        embedded = start_embedded(settings.embedded_pg_dir)
-        url = embedded.url
-    try:
+    with database_url(settings) as url:
         ensure_schema(url, settings.db_schema)
         return asyncio.run(_run(args, url, settings))
-    finally:
-        if embedded is not None:
-            embedded.stop()
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ import sys
 import psycopg
 
 from config import ConfigError, load_settings
-from db.embedded import start_embedded
 from db.schema import CREATE_VERSION_TABLE, LOCK_TIMEOUT, Migration, ensure_schema, pending
+from db.target import database_url
 
 
 def _quote_ident(name: str) -> str:
@@ -64,12 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    embedded = None
-    url = settings.database_url
-    if url is None:
-        embedded = start_embedded(settings.embedded_pg_dir)
-        url = embedded.url
-    try:
+    with database_url(settings) as url:
         if args.dry_run:
             sys.stdout.write(dry_run(url, settings.db_schema))
             return 0
@@ -77,9 +72,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"schema {settings.db_schema}: version {report.version}, applied {report.applied or 'nothing'}")
         if report.skipped:
             print(f"skipped (no privilege): {', '.join(report.skipped)}")
-    finally:
-        if embedded is not None:
-            embedded.stop()
     return 0
 
 

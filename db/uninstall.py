@@ -26,8 +26,8 @@ import psycopg
 from psycopg import sql
 
 from config import ConfigError, load_settings
-from db.embedded import start_embedded
 from db.schema import ADVISORY_LOCK_KEY, LOCK_TIMEOUT, Migration, _retrying
+from db.target import database_url
 
 logger = logging.getLogger(__name__)
 
@@ -148,20 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         sys.stdout.write(render(settings.db_schema))
         return 0
-    embedded = None
-    url = settings.database_url
-    if url is None:
-        embedded = start_embedded(settings.embedded_pg_dir)
-        url = embedded.url
     try:
-        report = uninstall(url, settings.db_schema)
+        with database_url(settings) as url:
+            report = uninstall(url, settings.db_schema)
     except (RuntimeError, psycopg.Error) as exc:
         # Statements are idempotent: once the cause is fixed, running it again finishes the job.
         print(f"uninstall failed: {exc}", file=sys.stderr)
         return 1
-    finally:
-        if embedded is not None:
-            embedded.stop()
     print(f"schema {settings.db_schema}: the service's objects removed ({report.executed} statements); pg_trgm kept")
     return 0
 

@@ -148,9 +148,15 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(database_url: str, schema: str, **env: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """The service under a real uvicorn, with `env` over the defaults below; yields the process and
-    its base URL once /health/live answers (its stderr goes to pytest's capture)."""
+def serve(
+    database_url: str,
+    schema: str,
+    env: dict[str, str] | None = None,
+    argv: list[str] | None = None,
+    stderr: Any = None,
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """The service under a real uvicorn (or `argv`, which must serve on PORT), with `env` over the
+    defaults below; yields the process and its base URL once /health/live answers."""
     port = _free_port()
     environment = {
         **os.environ,
@@ -160,25 +166,22 @@ def serve(database_url: str, schema: str, **env: str) -> Iterator[tuple[subproce
         "DB_POOL_MAX": "20",
         "LOG_LEVEL": "WARNING",
         "RATE_LIMIT": "off",
-        **env,
+        **(env or {}),
     }
-    if "API_KEYS" not in env:
+    if "API_KEYS" not in (env or {}):
         environment.pop("API_KEYS", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app:app",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--timeout-graceful-shutdown",
-            "2",
-        ],
-        cwd=PROJECT_DIR,
-        env=environment,
-    )
+    command = argv or [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "app:app",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "2",
+    ]
+    proc = subprocess.Popen(command, cwd=PROJECT_DIR, env=environment, stderr=stderr)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -86,7 +86,7 @@ def _poll_until(check: Any, timeout: float) -> float:
 
 def test_a_killed_database_is_503_fast_and_the_service_recovers_by_itself(own_server: Server) -> None:
     schema = f"faults_{uuid.uuid4().hex[:8]}"
-    with serve(own_server.embedded.url, schema, DB_POOL_TIMEOUT="5") as (_, base):
+    with serve(own_server.embedded.url, schema, {"DB_POOL_TIMEOUT": "5"}) as (_, base):
         created = httpx.post(f"{base}{API}", json=run_body(status="running"))
         assert created.status_code == 201
         pollers = [Poller(f"{base}{API}/{created.json()['id']}"), Poller(f"{base}{API}?limit=5")]
@@ -138,7 +138,9 @@ def test_an_exhausted_pool_is_503_and_sigterm_drains_the_request_in_flight(
     settings: Settings, db: psycopg.Connection[Any]
 ) -> None:
     with serve(
-        settings.database_url or "", settings.db_schema, DB_POOL_MIN="1", DB_POOL_MAX="1", DB_POOL_TIMEOUT="1"
+        settings.database_url or "",
+        settings.db_schema,
+        {"DB_POOL_MIN": "1", "DB_POOL_MAX": "1", "DB_POOL_TIMEOUT": "1"},
     ) as (proc, base):
         created = httpx.post(f"{base}{API}", json=run_body())
         assert created.status_code == 201

@@ -40,7 +40,7 @@ MIN_CASES = 2000
 def test_schemathesis_finds_nothing(settings: Settings, db: psycopg.Connection[Any], tmp_path: Path) -> None:
     token = f"fuzz-{uuid.uuid4().hex}"
     env = {"API_KEYS": f"fuzz:read+write+admin:{token}", "RATE_LIMIT": "off"}
-    with serve(settings.database_url or "", settings.db_schema, **env) as (_, base):
+    with serve(settings.database_url or "", settings.db_schema, env) as (_, base):
         result = subprocess.run(
             [
                 str(Path(sys.executable).with_name("st")),

@@ -4,10 +4,10 @@ log lines (one format for the service's and uvicorn's, JSON on request) and the 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,8 +15,8 @@ import psycopg
 from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from config import PROJECT_DIR, Settings
-from tests.conftest import _free_port, run_body
+from config import Settings
+from tests.conftest import run_body, serve
 
 API = "/api/v1/migrations"
 
@@ -114,37 +114,23 @@ def test_request_id_is_echoed_or_made(client: TestClient[Any], db: psycopg.Conne
     assert client.get(API, headers={"X-Request-ID": "bad id\tx"}).headers["x-request-id"] != "bad id\tx"
 
 
-def test_json_logs_for_the_service_and_uvicorn_alike(settings: Settings, db: psycopg.Connection[Any]) -> None:
-    port = _free_port()
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "DATABASE_URL": settings.database_url or "",
-        "DB_SCHEMA": settings.db_schema,
-        "PORT": str(port),
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-        "RATE_LIMIT": "off",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "app.py"], cwd=PROJECT_DIR, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
+def test_json_logs_for_the_service_and_uvicorn_alike(
+    settings: Settings, db: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    log = tmp_path / "stderr.log"
+    with (
+        log.open("wb") as stderr,
+        serve(
+            settings.database_url or "",
+            settings.db_schema,
+            argv=[sys.executable, "app.py"],  # main(): logging is set up before uvicorn starts
+            stderr=stderr,
+            env={"LOG_FORMAT": "json", "LOG_LEVEL": "INFO"},
+        ) as (_, base),
+    ):
         run = httpx.post(f"{base}{API}", json=run_body(), headers={"X-Request-ID": "trace-42"}).json()["id"]
         assert httpx.get(f"{base}{API}/{run}").status_code == 200
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=15)
-    lines = [line for line in err.decode().splitlines() if line.strip()]
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     assert any(r.get("logger", "").startswith("uvicorn") for r in records), lines[:5]
     assert any("Application startup complete" in r["event"] for r in records)

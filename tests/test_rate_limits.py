@@ -76,7 +76,7 @@ def test_two_servers_share_one_budget_through_redis(
     env = {"REDIS_URL": REDIS_URL, "REDIS_NAMESPACE": redis_namespace, "RATE_LIMIT": "5/minute", "API_KEYS": API_KEYS}
     url, schema = settings.database_url or "", settings.db_schema
     headers = {"Authorization": f"Bearer {TOKEN_A}"}
-    with serve(url, schema, **env) as (_, first), serve(url, schema, **env) as (_, second):
+    with serve(url, schema, env) as (_, first), serve(url, schema, env) as (_, second):
         codes = [httpx.get(f"{base}{API}", headers=headers).status_code for base in [first, second] * 3]
         assert codes == [200, 200, 200, 200, 200, 429]
         assert httpx.get(f"{first}{API}", headers=headers).status_code == 429
