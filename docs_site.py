@@ -130,7 +130,7 @@ def static_routers() -> list[Router]:
 class StrictStructSchemaPlugin(StructSchemaPlugin):
     """Litestar's schema for msgspec Structs, plus `additionalProperties: false` for the request
     bodies that refuse unknown fields (`forbid_unknown_fields=True`), so the document says what
-    the service enforces."""
+    the service enforces. (Litestar keeps its plugin in a private module; `litestar<3` is pinned.)"""
 
     def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
         schema = super().to_openapi_schema(field_definition, schema_creator)

@@ -4,6 +4,7 @@ is in flight."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import tempfile
 import threading
@@ -51,6 +52,7 @@ def own_server() -> Iterator[Server]:
         yield Server(embedded)
     finally:
         embedded.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class Poller(threading.Thread):
