@@ -40,6 +40,8 @@ def identify(request: Request[Any, Any, Any]) -> str:
 
 
 class _RateLimitMiddleware(RateLimitMiddleware):
+    # Litestar builds the headers of an answer from the budget alone, so the answer that spends the
+    # last request of a budget carries Retry-After too (a true statement: the next must wait).
     def create_response_headers(self, cache_object: CacheObject) -> dict[str, str]:
         headers = super().create_response_headers(cache_object)
         if len(cache_object.history) >= self.max_requests:
