@@ -49,7 +49,8 @@ logger = logging.getLogger("migration_api")
 @asynccontextmanager
 async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
     """Start the embedded server if no database is configured, bring the schema up, open the pool,
-    start the change-log folder and the read cache's listener."""
+    start the database heartbeat (db/outage.py), the change-log folder and the read cache's
+    listener; warn when no API key is configured (open mode)."""
     settings: Settings = app.state.settings
     embedded = None
     url = settings.database_url
@@ -88,6 +89,7 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
             metrics.unwatch(app.state)
             for task in tasks:
                 await stop_task(task)
+            tasks.clear()
             await pool.close()
     finally:
         if embedded is not None:
