@@ -122,6 +122,10 @@ def test_a_killed_database_is_503_fast_and_the_service_recovers_by_itself(own_se
 
     seen = [s for p in pollers for s in p.seen]
     during = [s for s in seen if killed + 0.3 < s[0] < back]
+    print(
+        f"outage: {len(during)} requests during it, slowest answer of all {max(t for _, t, _, _ in seen):.2f} s; "
+        f"first 200 {recovered_after:.2f} s after the restart, ready {ready_after:.2f} s later"
+    )
     assert len(during) > 20
     assert all(status == 503 for _, _, status, _ in during), {status for _, _, status, _ in during}
     assert all("database" in detail for _, _, _, detail in during)
