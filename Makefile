@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 RUNS   ?= 1000000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint fmt seed migrate uninstall prune-runs bench bench-writes bench-freshness clean-db
+.PHONY: help install run test fuzz lint fmt seed migrate uninstall prune-runs api-key bench bench-writes bench-freshness clean-db
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-15s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ run: $(STAMP) ## Serve on http://localhost:8000 with reload (embedded PostgreSQL
 
 test: $(STAMP) ## Run the tests against a real PostgreSQL (embedded, or DATABASE_URL/DB_* when set); ARGS='-k name -x' go to pytest
 	$(BIN)/python -m pytest $(ARGS)
+
+fuzz: $(STAMP) ## schemathesis against the live OpenAPI document: >= 2,000 cases, every contract check (FUZZ_SEED, FUZZ_MAX_EXAMPLES)
+	$(BIN)/python -m pytest -m fuzz tests/test_fuzz.py -s
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
@@ -43,6 +46,8 @@ uninstall: $(STAMP) ## Remove the service's triggers, indexes, functions and tab
 prune-runs: $(STAMP) ## Delete finished runs older than DAYS days with their states and checkpoints, in batches (ARCHIVE=file.jsonl keeps them; DRY_RUN=1 counts)
 	@test -n "$(DAYS)" || { echo "usage: make prune-runs DAYS=90 [ARCHIVE=old-runs.jsonl] [DRY_RUN=1]"; exit 2; }
 	$(BIN)/python -m db.retention --older-than-days $(DAYS) $(if $(ARCHIVE),--archive $(ARCHIVE)) $(if $(DRY_RUN),--dry-run)
+api-key: $(STAMP) ## Make an API key and print its token once (NAME=dash SCOPES=read+write); ACTION=list|revoke NAME=...
+	$(BIN)/python -m auth $(or $(ACTION),create) $(if $(filter list,$(ACTION)),,$(NAME)) $(if $(or $(filter create,$(ACTION)),$(if $(ACTION),,x)),--scopes $(SCOPES))
 
 seed: $(STAMP) ## Fill the database with realistic demo runs, states and checkpoints (N=500)
 	$(BIN)/python -m db.seed --runs $${N:-500}

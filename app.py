@@ -15,28 +15,39 @@ from typing import Any, Final
 
 import anyio.to_thread
 from litestar import Litestar
-from litestar.logging.config import LoggingConfig
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import Message, Scope
 from psycopg_pool import AsyncConnectionPool
 
+from auth import SECURITY_SCHEME, KeyRing, auth_middleware, require_scope
+from auth.controller import ApiKeysController
+from auth.ratelimit import STORE_NAME, rate_limit_middleware, rate_limit_store
 from cache import RunCache, listen
 from changelog import Folder
 from changelog.folder import stop as stop_task
 from config import ConfigError, Settings, load_settings
+from controllers.common import check_input
 from controllers.events import EventsController
+from controllers.lenient import TimestampPlusMiddleware
 from controllers.runs import RunsController
 from controllers.stats import StatsController
 from controllers.steps import StepsController
-from controllers.system import API_DESCRIPTION, API_NAME, API_VERSION, SystemController
+from controllers.system import API_DESCRIPTION, API_NAME, API_VERSION, OPEN_MODE_WARNING, SystemController
 from controllers.timeline import TimelineController
 from dashboard import DashboardController, dashboard_static_router, template_config
 from db.embedded import start_embedded
+from db.outage import Gate, heartbeat
 from db.pool import check_pooled_schema, create_pool
 from db.reach import DatabaseUnreachable, check_database, target
 from db.schema import ensure_schema, repair_schema
-from docs_site import openapi_config, static_routers
+from docs_site import StrictStructSchemaPlugin, mark_optional_bodies, openapi_config, static_routers
 from errors import EXCEPTION_HANDLERS
 from events import Hub, end_streams_on_signals
+from observability import metrics
+from observability.logs import configure_logging
+from observability.requests import RequestLogMiddleware
 
 logger = logging.getLogger("migration_api")
 
@@ -44,7 +55,8 @@ logger = logging.getLogger("migration_api")
 @asynccontextmanager
 async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
     """Start the embedded server if no database is configured, bring the schema up, open the pool,
-    start the change-log folder and the read cache's listener; then log the startup banner."""
+    start the database heartbeat (db/outage.py), the change-log folder, the event hub and the read
+    cache's listener; warn when no API key is configured (open mode); then log the startup banner."""
     settings: Settings = app.state.settings
     embedded = None
     url = settings.database_url
@@ -65,17 +77,22 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
         if settings.migrate_on_start:
             report = await anyio.to_thread.run_sync(ensure_schema, direct, settings.db_schema)
             version = report.version
-        pool = create_pool(url, settings)
+        gate: Gate = app.state.gate
+        pool = create_pool(url, settings, gate)
         await pool.open(wait=True, timeout=max(settings.pool_timeout, 10.0))
         await check_pooled_schema(pool, settings)
         app.state.pool = pool
         app.state.embedded = embedded
-        tasks: list[asyncio.Task[None]] = []
+        app.state.keyring.pool = pool
+        tasks: list[asyncio.Task[None]] = app.state.background_tasks
+        tasks.append(asyncio.create_task(heartbeat(gate, url, pool.check), name="database-heartbeat"))
         restore_signals = None
         try:
             app.state.schema_version = version or await _schema_version(pool)
             if await _change_log_installed(pool):
                 cache = RunCache(settings.run_cache_bytes) if settings.run_cache_bytes > 0 else None
+                if cache is not None:
+                    cache.gate = gate
                 folder = Folder(
                     direct,
                     settings.db_schema,
@@ -91,7 +108,11 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
                 restore_signals = end_streams_on_signals(hub)
                 if cache is not None:
                     tasks.append(asyncio.create_task(listen(cache, direct), name="run-cache-listener"))
-            for line in await startup_banner(app, url):
+            metrics.watch(app.state)
+            keyed = await app.state.keyring.keyed()
+            if not keyed:
+                logger.warning("%s", OPEN_MODE_WARNING)
+            for line in await startup_banner(app, url, keyed):
                 logger.info("%s", line)
             yield
         finally:
@@ -99,8 +120,10 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
                 app.state.hub.close()
             if restore_signals is not None:
                 restore_signals()
+            metrics.unwatch(app.state)
             for task in tasks:
                 await stop_task(task)
+            tasks.clear()
             await pool.close()
     finally:
         if embedded is not None:
@@ -127,7 +150,7 @@ async def _schema_version(pool: AsyncConnectionPool) -> int:
         return int(row[0]) if row else 0
 
 
-async def startup_banner(app: Litestar, url: str) -> list[str]:
+async def startup_banner(app: Litestar, url: str, keyed: bool) -> list[str]:
     """What an operator needs to know once the service is up: one line per topic (add lines here)."""
     settings: Settings = app.state.settings
     async with app.state.pool.connection() as conn:
@@ -145,6 +168,10 @@ async def startup_banner(app: Litestar, url: str) -> list[str]:
         f"{API_NAME} {API_VERSION} listening on http://{host}:{settings.port} (process {os.getpid()})",
         f"docs: {base}/docs (Swagger UI), {base}/redoc (ReDoc), {base}/elements (Elements), {base}/openapi.json",
         f"database: {where}; schema {settings.db_schema} at version {app.state.schema_version}",
+        "access: API keys required (bearer tokens with read, write or admin scope)"
+        if keyed
+        else "access: OPEN MODE, no API key configured: anyone who reaches the port may read, write and delete",
+        f"dashboard: {base}/dashboard; live changes: {base}/api/v1/events",
     ]
 
 
@@ -182,6 +209,18 @@ async def forget_written_run(message: Message, scope: Scope) -> None:
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the application; reads the environment only when no settings are given."""
     settings = settings or load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    # Outermost first: the request line and its id, timestamps' `+` read as meant, then metrics
+    # (which see every answer, 401 and 429 included), then who is calling, then their budget
+    # (which needs to know who).
+    middleware: list[Any] = [
+        RequestLogMiddleware(),
+        TimestampPlusMiddleware(),
+        metrics.metrics_middleware(),
+        auth_middleware(settings.auth_open_paths),
+    ]
+    if settings.rate_limit is not None:
+        middleware.append(rate_limit_middleware(settings.rate_limit, settings.auth_open_paths))  # type: ignore[arg-type]
     return Litestar(
         route_handlers=[
             SystemController,
@@ -191,29 +230,83 @@ def create_app(settings: Settings | None = None) -> Litestar:
             TimelineController,
             EventsController,
             DashboardController,
+            ApiKeysController,
+            metrics.MetricsController,
             *static_routers(),
             dashboard_static_router(),
         ],
         lifespan=[database_lifespan],
+        on_startup=[mark_optional_bodies],
         state=_initial_state(settings),
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[forget_written_run],
         template_config=template_config(),
-        openapi_config=openapi_config(title=API_NAME, version=API_VERSION, description=API_DESCRIPTION),
-        logging_config=LoggingConfig(
-            root={"level": settings.log_level, "handlers": ["queue_listener"]},
-            log_exceptions="never",  # errors.py logs every 5xx once, with method and path
+        before_request=check_input,
+        middleware=middleware,
+        guards=[require_scope],
+        plugins=[StrictStructSchemaPlugin()],
+        stores={STORE_NAME: rate_limit_store(settings.redis_url, settings.redis_namespace)},
+        cors_config=_cors(settings),
+        openapi_config=openapi_config(
+            title=API_NAME,
+            version=API_VERSION,
+            description=API_DESCRIPTION,
+            components=Components(
+                security_schemes={
+                    SECURITY_SCHEME: SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description=(
+                            "An API key's token: `Authorization: Bearer <token>`. Each operation names the "
+                            "scope it needs (read, write or admin); in open mode no key is needed."
+                        ),
+                    )
+                }
+            ),
         ),
+        # observability/logs.py configures logging; errors.py logs every 5xx once, with method and path.
+        logging_config=None,
         request_max_body_size=settings.request_max_body_size,
         debug=settings.debug,
     )
 
 
-def _initial_state(settings: Settings) -> Any:
-    from litestar.datastructures import State
+def _cors(settings: Settings) -> CORSConfig | None:
+    if not settings.cors_allow_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_allow_origins),
+        allow_methods=list(settings.cors_allow_methods),  # type: ignore[arg-type]
+        allow_headers=list(settings.cors_allow_headers),
+        allow_credentials=settings.cors_allow_credentials,
+        expose_headers=[
+            "ETag",
+            "Link",
+            "Location",
+            "Retry-After",
+            "X-Request-ID",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+            "RateLimit-Policy",
+        ],
+        max_age=settings.cors_max_age,
+    )
 
+
+def _initial_state(settings: Settings) -> State:
     return State(
-        {"settings": settings, "embedded": None, "schema_version": 0, "run_cache": None, "folder": None, "hub": None}
+        {
+            "settings": settings,
+            "embedded": None,
+            "schema_version": 0,
+            "run_cache": None,
+            "folder": None,
+            "hub": None,
+            "background_tasks": [],
+            "gate": Gate(),
+            "keyring": KeyRing(settings.api_keys, settings.api_key_pepper, settings.auth_cache_seconds),
+        }
     )
 
 
@@ -282,6 +375,9 @@ def main(argv: list[str] | None = None) -> None:
             check_database(settings.database_url)
         except DatabaseUnreachable as exc:
             sys.exit(f"error: {exc}")
+    # uvicorn's own lines go through the service's formatter (observability/logs.py); the
+    # service logs one line per request itself, so uvicorn's access line is off.
+    configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         "app:app",
         host=host,
@@ -290,6 +386,8 @@ def main(argv: list[str] | None = None) -> None:
         workers=None if args.reload else args.workers,
         timeout_graceful_shutdown=5,
         log_level=settings.log_level.lower(),
+        log_config=None,
+        access_log=False,
     )
 
 

@@ -12,7 +12,25 @@ from urllib.parse import quote
 import msgspec
 from dotenv import dotenv_values
 
+from auth.ratelimit import parse_rate_limit
+from auth.tokens import ConfiguredKey, parse_api_keys
+
 PROJECT_DIR: Final = Path(__file__).resolve().parent
+# Paths anyone may call even when keys are required (each with everything below it): probes,
+# the docs pages and their assets, the OpenAPI document, metrics, and the API's front page.
+DEFAULT_OPEN_PATHS: Final = (
+    "/",
+    "/health",
+    "/docs",
+    "/redoc",
+    "/elements",
+    "/openapi.json",
+    "/_static",
+    "/metrics",
+    "/oauth2-redirect.html",
+)
+CORS_METHODS: Final = ("GET", "POST", "PATCH", "DELETE", "OPTIONS")
+CORS_HEADERS: Final = ("Authorization", "Content-Type", "Idempotency-Key", "If-Match", "If-None-Match", "X-Request-ID")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
 
@@ -70,7 +88,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     events_heartbeat_seconds: float = 15.0
     events_client_queue: int = 10_000
     log_level: str = "INFO"
+    # "text" (one readable line per record) or "json" (one JSON object per line).
+    log_format: str = "text"
     debug: bool = False
+    # Keys from API_KEYS (hashes only); keys also live in the table migration_api_keys.
+    api_keys: tuple[ConfiguredKey, ...] = ()
+    # The HMAC key of token hashes; changing it invalidates every key in the table.
+    api_key_pepper: str = "migration-api"
+    auth_open_paths: tuple[str, ...] = DEFAULT_OPEN_PATHS
+    # How long a process trusts a key lookup (a revoked key works at most this much longer).
+    auth_cache_seconds: float = 2.0
+    # Requests per key (per client address in open mode) per unit; None = no limit.
+    rate_limit: tuple[str, int] | None = ("second", 100)
+    # Shares rate-limit budgets across workers and instances; None = per process.
+    redis_url: str | None = None
+    redis_namespace: str = "migration_api"
+    # CORS: off unless origins are given.
+    cors_allow_origins: tuple[str, ...] = ()
+    cors_allow_methods: tuple[str, ...] = CORS_METHODS
+    cors_allow_headers: tuple[str, ...] = CORS_HEADERS
+    cors_allow_credentials: bool = False
+    cors_max_age: int = 600
 
 
 def _env(env: Mapping[str, str | None], name: str) -> str | None:
@@ -126,6 +164,23 @@ def _libpq_url(env: Mapping[str, str | None], name: str) -> str | None:
     return url
 
 
+def _list(env: Mapping[str, str | None], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = _env(env, name)
+    if raw is None:
+        return default
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _open_paths(env: Mapping[str, str | None]) -> tuple[str, ...]:
+    if (_env(env, "AUTH_OPEN_PATHS") or "").lower() == "none":
+        return ()
+    paths = _list(env, "AUTH_OPEN_PATHS", DEFAULT_OPEN_PATHS)
+    bad = [p for p in paths if not p.startswith("/")]
+    if bad:
+        raise ConfigError(f"AUTH_OPEN_PATHS holds paths that start with '/', got {bad[0]!r}")
+    return paths
+
+
 def _database_url(env: Mapping[str, str | None]) -> str | None:
     url = _libpq_url(env, "DATABASE_URL")
     if url is not None:
@@ -172,6 +227,21 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
             "DB_POOLER=transaction needs DATABASE_URL (the pooler) and DATABASE_DIRECT_URL (the server itself, "
             "for migrations, LISTEN and advisory locks)"
         )
+    log_format = (_env(env, "LOG_FORMAT") or "text").lower()
+    if log_format not in {"text", "json"}:
+        raise ConfigError(f"LOG_FORMAT must be text or json, got {log_format!r}")
+    pepper = _env(env, "API_KEY_PEPPER") or "migration-api"
+    try:
+        api_keys = parse_api_keys(_env(env, "API_KEYS") or "", pepper)
+    except ValueError as exc:
+        raise ConfigError(f"API_KEYS: {exc}") from None
+    try:
+        rate_limit = parse_rate_limit(_env(env, "RATE_LIMIT") or "100/second")
+    except ValueError as exc:
+        raise ConfigError(f"RATE_LIMIT: {exc}") from None
+    redis_url = _env(env, "REDIS_URL")
+    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"REDIS_URL must be a redis://, rediss:// or unix:// URL, got {redis_url!r}")
     return Settings(
         database_url=database_url,
         database_direct_url=direct_url,
@@ -195,5 +265,18 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         events_heartbeat_seconds=_float(env, "EVENTS_HEARTBEAT_SECONDS", 15.0, 0.1),
         events_client_queue=_int(env, "EVENTS_CLIENT_QUEUE", 10_000, 1000, 1_000_000),
         log_level=log_level,
+        log_format=log_format,
         debug=_bool(env, "DEBUG", False),
+        api_keys=api_keys,
+        api_key_pepper=pepper,
+        auth_open_paths=_open_paths(env),
+        auth_cache_seconds=_float(env, "AUTH_CACHE_SECONDS", 2.0, 0.0),
+        rate_limit=rate_limit,
+        redis_url=redis_url,
+        redis_namespace=_env(env, "REDIS_NAMESPACE") or "migration_api",
+        cors_allow_origins=_list(env, "CORS_ALLOW_ORIGINS", ()),
+        cors_allow_methods=_list(env, "CORS_ALLOW_METHODS", CORS_METHODS),
+        cors_allow_headers=_list(env, "CORS_ALLOW_HEADERS", CORS_HEADERS),
+        cors_allow_credentials=_bool(env, "CORS_ALLOW_CREDENTIALS", False),
+        cors_max_age=_int(env, "CORS_MAX_AGE", 600, 0, 86_400),
     )

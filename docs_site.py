@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import swagger_ui_bundle
-from litestar import Request, Router
+from litestar import Litestar, Request, Router
+from litestar._openapi.schema_generation import SchemaCreator
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.datastructures import CacheControlHeader
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
@@ -26,9 +28,12 @@ from litestar.openapi.plugins import (
     StoplightRenderPlugin,
     SwaggerRenderPlugin,
 )
-from litestar.routes import BaseRoute
+from litestar.openapi.spec import Components, RequestBody, Schema
+from litestar.routes import BaseRoute, HTTPRoute
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
+from litestar.types.empty import Empty
+from litestar.typing import FieldDefinition
 
 from dto.examples import EXAMPLES, LIST_EXAMPLES
 
@@ -65,13 +70,16 @@ class _DocsRouter(Router):
         return super().register(value)
 
 
-def openapi_config(*, title: str, version: str, description: str) -> OpenAPIConfig:
+def openapi_config(
+    *, title: str, version: str, description: str, components: Components | None = None
+) -> OpenAPIConfig:
     """Docs at /docs (Swagger UI), /redoc, /elements and the schema at /openapi.json, all offline."""
     swagger = f"{STATIC_PREFIX}/swagger"
     return OpenAPIConfig(
         title=title,
         version=version,
         description=description,
+        components=components or Components(),
         # Routing uses `openapi_router` (mounted at "/"), which makes Litestar ignore `path`; the CLI
         # still reads it to print where the docs live and to hide doc routes in `litestar routes`,
         # where "/" would hide every route.
@@ -181,3 +189,35 @@ class _Elements(_WithExamples, StoplightRenderPlugin):
 
 class _Json(_WithExamples, JsonRenderPlugin):
     pass
+
+
+class StrictStructSchemaPlugin(StructSchemaPlugin):
+    """Litestar's schema for msgspec Structs, plus `additionalProperties: false` for the request
+    bodies that refuse unknown fields (`forbid_unknown_fields=True`), so the document says what
+    the service enforces. (Litestar keeps its plugin in a private module; `litestar<3` is pinned.)"""
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        if getattr(field_definition.type_, "__struct_config__", None) is not None and (
+            field_definition.type_.__struct_config__.forbid_unknown_fields
+        ):
+            schema.additional_properties = False
+        return schema
+
+
+def mark_optional_bodies(app: Litestar) -> None:
+    """Litestar documents every request body as required; a handler whose `data` has a default
+    (POST .../cancel takes an optional reason) gets `required: false` (run once at startup)."""
+    document = app.openapi_schema
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute) or document.paths is None:
+            continue
+        for handler in route.route_handlers:
+            data = handler.parsed_fn_signature.parameters.get("data")
+            if data is None or data.default is Empty or not handler.include_in_schema:
+                continue
+            path_item = document.paths.get(route.path_format or route.path)
+            for method in handler.http_methods:
+                operation = getattr(path_item, method.lower(), None) if path_item is not None else None
+                if operation is not None and isinstance(operation.request_body, RequestBody):
+                    operation.request_body.required = False

@@ -16,6 +16,9 @@ from litestar.exceptions import HTTPException
 from psycopg import errors as pg
 from psycopg_pool import PoolTimeout
 
+from db.outage import DatabaseDown
+from observability.metrics import count_database_error
+
 logger = logging.getLogger("migration_api")
 
 
@@ -77,6 +80,8 @@ def domain_error_handler(_: Request[Any, Any, Any], exc: DomainError) -> Respons
 
 
 def database_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, psycopg.Error | PoolTimeout):
+        count_database_error(exc)
     status, detail = _classify(exc, request)
     if status >= 500:
         _log_5xx(request, detail, exc)
@@ -84,6 +89,8 @@ def database_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
 
 
 def _classify(exc: Exception, request: Request[Any, Any, Any]) -> tuple[int, str]:
+    if isinstance(exc, DatabaseDown):
+        return 503, str(exc)
     if isinstance(exc, PoolTimeout):
         return 503, "database unavailable: no connection could be obtained in time"
     if isinstance(exc, pg.UniqueViolation):
@@ -106,6 +113,9 @@ def _classify(exc: Exception, request: Request[Any, Any, Any]) -> tuple[int, str
     if isinstance(exc, psycopg.DataError):
         return 422, f"the database refused a value: {str(exc).strip()}"
     if isinstance(exc, psycopg.OperationalError):
+        # Close the gate at once; the heartbeat opens it again within a beat if this was one
+        # connection's failure rather than the database's.
+        request.app.state.gate.close("a request lost its connection")
         return 503, "database unavailable: the connection failed or was lost"
     if isinstance(exc, psycopg.Error):
         state = getattr(exc, "sqlstate", None) or "client"

@@ -31,10 +31,14 @@ from typing import Final
 
 import psycopg
 
+from db.outage import HEARTBEAT_TIMEOUT_SECONDS, KEEPALIVE_KWARGS, Gate
+
 logger = logging.getLogger(__name__)
 
 CHANNEL: Final = "migration_api_runs"
 RECONNECT_SECONDS: Final = 1.0
+# How often the listener checks its connection when no notice arrives.
+LISTEN_HEARTBEAT_SECONDS: Final = 1.0
 Key = tuple[str, uuid.UUID]
 
 
@@ -47,10 +51,16 @@ class RunCache:
         self._fresh = False
         self._items: OrderedDict[Key, tuple[bytes, str]] = OrderedDict()
         self._bytes = 0
+        # Lookups while enabled, for /metrics (observability/metrics.py).
+        self.hits = 0
+        self.misses = 0
+        # The database outage gate (db/outage.py): the cache is off while the database is away.
+        self.gate: Gate | None = None
 
     @property
     def enabled(self) -> bool:
-        return self.listening and self._fresh and self.max_bytes > 0
+        gate_open = self.gate is None or self.gate.is_open
+        return self.listening and self._fresh and self.max_bytes > 0 and gate_open
 
     @property
     def fresh(self) -> bool:
@@ -69,6 +79,9 @@ class RunCache:
         item = self._items.get(key)
         if item is not None:
             self._items.move_to_end(key)
+            self.hits += 1
+        else:
+            self.misses += 1
         return item
 
     def put(self, kind: str, run_id: uuid.UUID, body: bytes, tag: str, generation: int) -> None:
@@ -120,13 +133,21 @@ async def listen(cache: RunCache, url: str) -> None:
     while True:
         try:
             async with await psycopg.AsyncConnection.connect(
-                url, autocommit=True, application_name="migration-api-cache"
+                url, autocommit=True, application_name="migration-api-cache", **KEEPALIVE_KWARGS
             ) as conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
                 cache.clear()
                 cache.listening = True
-                async for notice in conn.notifies():
-                    cache.apply_notice(notice.payload)
+                outages = cache.gate.closed_count if cache.gate is not None else 0
+                while True:
+                    async for notice in conn.notifies(timeout=LISTEN_HEARTBEAT_SECONDS):
+                        cache.apply_notice(notice.payload)
+                    # A silent connection (half-open TCP) fails this within the timeout; after an
+                    # outage notices may have been lost, so listen again on a fresh connection.
+                    async with asyncio.timeout(HEARTBEAT_TIMEOUT_SECONDS):
+                        await conn.execute("SELECT 1")
+                    if cache.gate is not None and cache.gate.closed_count != outages:
+                        raise ConnectionResetError("the database was away: listening again")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # any failure: stop serving from memory until listening again

@@ -16,6 +16,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from cache import RunCache
+from db.outage import KEEPALIVE_KWARGS
 from db.sqlfile import load_queries, split_statements
 
 logger = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ class Folder:
     async def _connect(self) -> None:
         options = f"-c search_path={self.schema},public -c statement_timeout=0 -c TimeZone=UTC"
         self._conn = await psycopg.AsyncConnection.connect(
-            self.url, autocommit=True, options=options, application_name="migration-api-folder"
+            self.url, autocommit=True, options=options, application_name="migration-api-folder", **KEEPALIVE_KWARGS
         )
         await self._conn.execute(QUERIES["create_temp_tables"].encode())
 

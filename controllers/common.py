@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request
 from litestar.datastructures import ResponseHeader, State
+from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
-from litestar.params import HeaderParameter, PathParameter, QueryParameter
+from litestar.params import HeaderParameter, KwargDefinition, PathParameter, QueryParameter
 
 from dto.common import ErrorResponse
 from dto.examples import ERROR_EXAMPLES
@@ -95,6 +98,8 @@ LateReport = Annotated[
 
 _ERROR_TEXT = {
     400: "Bad request: a parameter or body field is invalid (named in `detail` / `extra`)",
+    401: "No API key, or an unknown or revoked one (`WWW-Authenticate: Bearer`); not in open mode",
+    403: "The API key lacks the scope this operation needs (`detail` names it)",
     404: "Not found: no run (or state, checkpoint) with that id; `detail` names it",
     409: "Conflict with the stored state (`detail` says which: a lifecycle rule, a taken step_order, ...)",
     412: "Precondition failed: the run changed since the given `If-Match` ETag (the current one is in `ETag`)",
@@ -103,12 +108,13 @@ _ERROR_TEXT = {
         "The database refused the write (a constraint it carries), or an `Idempotency-Key` was reused "
         "with another body; `detail` says which"
     ),
+    429: "Too many requests for this key (or client address in open mode): wait `Retry-After` seconds",
     503: "Database unavailable or too slow, or `Idempotency-Key` cannot be honoured; nothing was changed",
 }
 
 
 def error_responses(*codes: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the given error codes, always with 400 and 503."""
+    """OpenAPI entries for the given error codes, always with 400, 401, 403, 429 and 503."""
     return {
         code: ResponseSpec(
             data_container=ErrorResponse,
@@ -116,7 +122,7 @@ def error_responses(*codes: int) -> dict[int, ResponseSpec]:
             generate_examples=False,
             examples=[Example(summary=f"A {code} body", value=ERROR_EXAMPLES[code])],
         )
-        for code in sorted({400, 503, *codes})
+        for code in sorted({400, 401, 403, 429, 503, *codes})
     }
 
 
@@ -182,3 +188,64 @@ def require_if_match(header: str | None, run: RunRead) -> None:
 
 def run_location(run_id: Any) -> str:
     return f"/api/v1/migrations/{run_id}"
+
+
+def next_link(request: Request[Any, Any, Any], cursor: str) -> str:
+    """`Link` to the next page: this request's query with `cursor` (and no `offset`)."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in {"cursor", "offset"}]
+    params.append(("cursor", cursor))
+    return f'<{request.url.path}?{urlencode(params)}>; rel="next"'
+
+
+def timestamp_query(description: str) -> KwargDefinition:
+    """A query parameter that holds an RFC 3339 date-time (no offset = UTC), documented as such."""
+    return QueryParameter(
+        description=description + " (RFC 3339, e.g. `2026-11-25T06:59:52Z`; no offset = UTC; send `+` as `%2B`)",
+        format="date-time",
+        max_length=64,
+    )
+
+
+def parse_timestamp(name: str, raw: str | None) -> datetime | None:
+    """The parameter as an aware datetime (naive = UTC), or a 400 that names it. Only RFC 3339
+    text is read: a bare number such as `0.5` is refused, not taken as seconds since 1970."""
+    if raw is None:
+        return None
+    try:
+        value = msgspec.convert(raw, datetime)
+    except msgspec.ValidationError:
+        hint = "; a `+` sent unencoded arrives as a space: send it as %2B" if " " in raw else ""
+        raise DomainError(
+            f"{name} must be an RFC 3339 date-time such as 2026-11-25T06:59:52Z, got {raw!r}{hint}"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+async def check_input(request: Request[Any, Any, Any]) -> None:
+    """App-level `before_request`: no NUL character in a query parameter (PostgreSQL cannot hold
+    one in text: a 400 here rather than the database's refusal), and a JSON body must match its
+    type as sent.
+
+    Litestar converts a decoded body to the handler's type leniently (`0` becomes `false`, `"5"`
+    becomes `5`), so a body the OpenAPI document forbids would be stored. Decoding it once more
+    with msgspec's strict rules (a few microseconds per kilobyte) refuses those with a 400 that
+    names the field. Malformed JSON and empty optional bodies are left to Litestar.
+    """
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value:
+            raise ValidationException(detail=f"query parameter {name} contains a NUL character, which is not accepted")
+    data = request.route_handler.parsed_fn_signature.parameters.get("data")
+    if data is None or request.method in {"GET", "HEAD", "OPTIONS"}:
+        return
+    body = await request.body()
+    if not body:
+        return
+    try:
+        msgspec.json.decode(body, type=data.annotation, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ValidationException(
+            detail=f"Validation failed for {request.method} {request.url.path}",
+            extra=[{"message": str(exc), "key": "data", "source": "body"}],
+        ) from None
+    except msgspec.DecodeError:
+        return

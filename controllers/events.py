@@ -14,6 +14,7 @@ from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
 
+from auth import READ, requires
 from controllers.common import RunIdPath, error_responses, parse_run_id, provide_runs_repo
 from dto.events import ChangesPage, Event, EventKind
 from dto.examples import EVENT_STREAM_EXAMPLE
@@ -93,6 +94,7 @@ class EventsController(Controller):
     @get(
         "/events",
         operation_id="StreamEvents",
+        **requires(READ),
         summary="Follow every change as it happens (Server-Sent Events)",
         description=STREAM_DESCRIPTION,
         responses={**SSE_RESPONSE, **error_responses()},
@@ -116,6 +118,7 @@ class EventsController(Controller):
     @get(
         "/migrations/{run_id:str}/events",
         operation_id="StreamRunEvents",
+        **requires(READ),
         summary="Follow one run's changes as they happen (Server-Sent Events)",
         description=STREAM_DESCRIPTION,
         responses={**SSE_RESPONSE, **error_responses(404)},
@@ -138,6 +141,7 @@ class EventsController(Controller):
     @get(
         "/changes",
         operation_id="ListChanges",
+        **requires(READ),
         summary="The change events after an id, for clients that poll",
         response_description=(
             "Up to `limit` events after `after`, oldest first, and the id to poll from next; `reset` true "

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, cast
-from urllib.parse import urlencode
 
 from litestar import MediaType, Request, Response
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
+from controllers.common import next_link, parse_timestamp, timestamp_query
 from dto.runs import RunRead
 from errors import DomainError
 from repositories.run_queries import DEFAULT_SORT, SHORT_TERM_WINDOW, SORT_COLUMNS, QueryError, RunQuery, Sort
@@ -41,11 +40,6 @@ def _many(raw: str | None, parameter: str, max_length: int) -> tuple[str, ...]:
     return values
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    # A time without an offset is taken as UTC, the zone every stored timestamp is reported in.
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
 def _check_range(low: Any, high: Any, low_name: str, high_name: str) -> None:
     if low is not None and high is not None and low > high:
         raise DomainError(f"{low_name} must not be later/greater than {high_name}")
@@ -69,25 +63,31 @@ async def provide_run_listing(
     runs_repo: NamedDependency[RunsRepository],
     status: Annotated[
         str | None,
-        QueryParameter(description="Only these statuses, comma-separated (exact match)", max_length=1000),
+        QueryParameter(
+            description=f"Only these statuses, comma-separated (exact match; at most {MAX_LIST_ITEMS} values "
+            "of at most 50 characters)",
+            max_length=1000,
+        ),
     ] = None,
     record_type: Annotated[
         str | None,
-        QueryParameter(description="Only these record types, comma-separated (exact match)", max_length=2100),
+        QueryParameter(
+            description=f"Only these record types, comma-separated (exact match; at most {MAX_LIST_ITEMS} values "
+            "of at most 100 characters)",
+            max_length=2100,
+        ),
     ] = None,
     file_path: Annotated[
         str | None,
         QueryParameter(description="Only runs whose file path contains this text (case-insensitive)", max_length=500),
     ] = None,
     success: Annotated[bool | None, QueryParameter(description="Only runs with this outcome")] = None,
-    created_after: Annotated[
-        datetime | None, QueryParameter(description="Created at or after this time (ISO 8601; no offset = UTC)")
-    ] = None,
-    created_before: Annotated[datetime | None, QueryParameter(description="Created before this time")] = None,
-    updated_after: Annotated[datetime | None, QueryParameter(description="Updated at or after this time")] = None,
-    updated_before: Annotated[datetime | None, QueryParameter(description="Updated before this time")] = None,
-    completed_after: Annotated[datetime | None, QueryParameter(description="Completed at or after this time")] = None,
-    completed_before: Annotated[datetime | None, QueryParameter(description="Completed before this time")] = None,
+    created_after: Annotated[str | None, timestamp_query("Created at or after this time")] = None,
+    created_before: Annotated[str | None, timestamp_query("Created before this time")] = None,
+    updated_after: Annotated[str | None, timestamp_query("Updated at or after this time")] = None,
+    updated_before: Annotated[str | None, timestamp_query("Updated before this time")] = None,
+    completed_after: Annotated[str | None, timestamp_query("Completed at or after this time")] = None,
+    completed_before: Annotated[str | None, timestamp_query("Completed before this time")] = None,
     min_duration: Annotated[
         float | None, QueryParameter(description="total_duration at least this many seconds", ge=0)
     ] = None,
@@ -122,12 +122,12 @@ async def provide_run_listing(
             record_types=_many(record_type, "record_type", 100),
             file_path=file_path,
             success=success,
-            created_after=_utc(created_after),
-            created_before=_utc(created_before),
-            updated_after=_utc(updated_after),
-            updated_before=_utc(updated_before),
-            completed_after=_utc(completed_after),
-            completed_before=_utc(completed_before),
+            created_after=parse_timestamp("created_after", created_after),
+            created_before=parse_timestamp("created_before", created_before),
+            updated_after=parse_timestamp("updated_after", updated_after),
+            updated_before=parse_timestamp("updated_before", updated_before),
+            completed_after=parse_timestamp("completed_after", completed_after),
+            completed_before=parse_timestamp("completed_before", completed_before),
             min_duration=min_duration,
             max_duration=max_duration,
             sort=Sort.parse(sort),
@@ -185,9 +185,7 @@ async def page_response(
         raise DomainError(str(exc)) from None
     headers: dict[str, str] = {}
     if page.next_cursor is not None:
-        params = [(k, v) for k, v in request.query_params.multi_items() if k not in {"cursor", "offset"}]
-        params.append(("cursor", page.next_cursor))
-        headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
+        headers["Link"] = next_link(request, page.next_cursor)
     if count is not CountMode.NONE:
         headers["X-Total-Count"] = str(await repo.count(query, exact=count is CountMode.EXACT))
         headers["X-Total-Count-Mode"] = count.value

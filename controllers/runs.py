@@ -12,6 +12,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, QueryParameter
 
 import lifecycle
+from auth import ADMIN, READ, WRITE, requires
 from controllers.common import (
     ETAG_HEADER,
     NOT_MODIFIED,
@@ -60,6 +61,7 @@ class RunsController(Controller):
             "One page of runs in `sort` order (an empty array when nothing matches); `Link` points at the next page, "
             "`X-Total-Count` holds the count when asked for."
         ),
+        **requires(READ),
         summary="List runs: filters, sort, cursor pages",
         responses=error_responses(),
         response_headers=PAGING_HEADERS,
@@ -81,6 +83,7 @@ class RunsController(Controller):
             "One page of matching runs, best matches first (exact, then prefix, then substring), each tier in `sort` "
             "order; an empty array when nothing matches."
         ),
+        **requires(READ),
         summary="Search runs by text and filters, ranked",
         responses=error_responses(),
         response_headers=PAGING_HEADERS,
@@ -105,6 +108,7 @@ class RunsController(Controller):
         "/{run_id:str}",
         operation_id="GetMigrationRun",
         response_description=("The run with all ten stored fields, and its version in `ETag`."),
+        **requires(READ),
         summary="Get one run",
         responses={**error_responses(404), 304: NOT_MODIFIED},
         response_headers=[ETAG_HEADER],
@@ -131,6 +135,7 @@ class RunsController(Controller):
             "The run was created: the stored run, with its URL in `Location` and its version in `ETag` (the same "
             "response again for a replayed `Idempotency-Key`)."
         ),
+        **requires(WRITE),
         summary="Create a run",
         responses=error_responses(409, 413, 422),
         response_headers=[
@@ -166,6 +171,7 @@ class RunsController(Controller):
             "The run as stored after the change (only the fields sent were written, `updated_at` set by the server), "
             "with its new `ETag`."
         ),
+        **requires(WRITE),
         summary="Update some fields of a run",
         responses=error_responses(404, 409, 412, 413, 422),
         response_headers=[ETAG_HEADER],
@@ -192,6 +198,7 @@ class RunsController(Controller):
             "The run as stored after the cancel (status `cancelled`, the reason in `error_message`), with its new "
             "`ETag`; also for a run that was already cancelled."
         ),
+        **requires(WRITE),
         summary="Cancel a run",
         status_code=200,
         responses=error_responses(404, 409, 412, 422),
@@ -220,6 +227,7 @@ class RunsController(Controller):
         "/{run_id:str}",
         operation_id="DeleteMigrationRun",
         response_description=("The run, its step states and its checkpoints were deleted together; no body."),
+        **requires(ADMIN),
         summary="Delete a run with its states and checkpoints",
         responses=error_responses(404, 409, 412),
     )

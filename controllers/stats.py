@@ -10,29 +10,26 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
-from controllers.common import error_responses
+from auth import READ, requires
+from controllers.common import error_responses, parse_timestamp, timestamp_query
 from dto.stats import PERCENTILE_NOTE, ErrorStats, MigrationStats, StatsHistory
 from errors import DomainError
 from repositories.stats import DAY, GROUP_KEYS, HOUR, StatsRepository, ceil_to, floor_to
 
 MAX_HISTORY_BUCKETS = 1000
 HISTORY_DEFAULT_BUCKETS = {"hour": 48, "day": 30}
-_WINDOW_NOTE = "; an ISO 8601 date-time, an offset is recommended (without one it is taken as UTC)"
 
-Since = Annotated[
-    datetime | None,
-    QueryParameter(description="Only runs created at or after this instant (by `created_at`)" + _WINDOW_NOTE),
-]
+Since = Annotated[str | None, timestamp_query("Only runs created at or after this instant (by `created_at`)")]
 Until = Annotated[
-    datetime | None,
-    QueryParameter(description="Only runs created before this instant (by `created_at`)" + _WINDOW_NOTE),
+    str | None,
+    timestamp_query("Only runs created before this instant (by `created_at`); not before `since`"),
 ]
 GroupBy = Annotated[
     str | None,
     QueryParameter(
         description=("Also return figures per group in `groups`: `status`, `record_type` or `status,record_type`"),
         max_length=100,
-        pattern=r"^[a-z_]+(,[a-z_]+)*$",
+        pattern=r"^(status|record_type)(,(status|record_type))?$",
     ),
 ]
 Interval = Annotated[
@@ -40,21 +37,17 @@ Interval = Annotated[
     QueryParameter(description="Bucket width (UTC hours or days)"),
 ]
 HistorySince = Annotated[
-    datetime | None,
-    QueryParameter(
-        description=(
-            "Start of the first bucket, rounded down to the interval (default: 48 buckets before `until` for "
-            "hour, 30 for day)" + _WINDOW_NOTE
-        )
+    str | None,
+    timestamp_query(
+        "Start of the first bucket, rounded down to the interval (default: 48 buckets before `until` for "
+        "hour, 30 for day)"
     ),
 ]
 HistoryUntil = Annotated[
-    datetime | None,
-    QueryParameter(
-        description=(
-            "End of the last bucket, rounded up to the interval (default: the end of the current bucket); "
-            f"at most {MAX_HISTORY_BUCKETS} buckets" + _WINDOW_NOTE
-        )
+    str | None,
+    timestamp_query(
+        "End of the last bucket, rounded up to the interval (default: the end of the current bucket); "
+        f"not before `since`, and at most {MAX_HISTORY_BUCKETS} buckets after it"
     ),
 ]
 ErrorLimit = Annotated[
@@ -62,15 +55,8 @@ ErrorLimit = Annotated[
 ]
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """Naive date-times are UTC; aware ones are kept as the instant they name."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-def _window(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
-    since, until = _utc(since), _utc(until)
+def _window(raw_since: str | None, raw_until: str | None) -> tuple[datetime | None, datetime | None]:
+    since, until = parse_timestamp("since", raw_since), parse_timestamp("until", raw_until)
     if since is not None and until is not None and since > until:
         raise DomainError(f"since ({since.isoformat()}) must not be after until ({until.isoformat()})")
     return since, until
@@ -87,11 +73,11 @@ def _group_by(raw: str | None) -> tuple[str, ...]:
 
 
 def history_window(
-    interval: str, since: datetime | None, until: datetime | None, now: datetime
+    interval: str, raw_since: str | None, raw_until: str | None, now: datetime
 ) -> tuple[datetime, datetime]:
     """The bucket-aligned [since, until) of a history request; 400 beyond MAX_HISTORY_BUCKETS."""
     step = HOUR if interval == "hour" else DAY
-    since, until = _window(since, until)
+    since, until = _window(raw_since, raw_until)
     if until is not None:
         end = ceil_to(until, step)
     else:
@@ -125,6 +111,7 @@ class StatsController(Controller):
             "Counts, success rate and duration percentiles of the runs in the window, plus what is running and stuck "
             "now."
         ),
+        **requires(READ),
         summary="Counts, success rate, duration percentiles, running and stuck runs",
         description=(
             "Runs created in the window (`since` inclusive, `until` exclusive; all runs without them) by status "
@@ -153,6 +140,7 @@ class StatsController(Controller):
             "One bucket per hour or day of the window, oldest first, with counts by status, success rate and duration "
             "percentiles."
         ),
+        **requires(READ),
         summary="Runs per hour or day: counts by status, success rate, duration percentiles",
         description=(
             "Buckets of runs by `created_at` (UTC hours or days), empty buckets included, oldest first. "
@@ -177,6 +165,7 @@ class StatsController(Controller):
         response_description=(
             "Failed runs grouped by error fingerprint, most frequent first, with a few recent run ids per group."
         ),
+        **requires(READ),
         summary="Failures grouped by normalised error message",
         description=(
             "Runs in status `failed` created in the window, grouped by a fingerprint of their error message "

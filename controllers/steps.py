@@ -11,17 +11,20 @@ import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.params import Body, JSONBody, PathParameter, QueryParameter
 from psycopg import AsyncConnection
 
 import lifecycle
+from auth import READ, WRITE, requires
 from controllers.common import (
     REPLAYED_RESPONSE_HEADER,
     IdempotencyKeyHeader,
     LateReport,
     RunIdPath,
     error_responses,
+    next_link,
     parse_run_id,
     provide_checkpoints_repo,
     provide_idempotency,
@@ -34,24 +37,58 @@ from dto.steps import (
     MAX_BATCH_ITEMS,
     CheckpointBatch,
     CheckpointCreate,
-    CheckpointName,
     CheckpointRead,
     StateBatch,
     StateCreate,
     StateRead,
 )
+from dto.validation import NUL_FREE_PATTERN
 from errors import Conflict, DomainError, PayloadTooLarge
 from repositories.checkpoints import CheckpointsRepository
 from repositories.idempotency import IdempotencyStore, Outcome, request_hash
+from repositories.paging import DEFAULT_PAGE_ITEMS, MAX_PAGE_BYTES, MAX_PAGE_ITEMS, PageWindow
 from repositories.runs import RunsRepository
 from repositories.states import StatesRepository
 
 ItemIdPath = Annotated[str, PathParameter(description="The item's id, a UUID", format="uuid")]
-NameFilter = Annotated[CheckpointName | None, QueryParameter(description="Only checkpoints of this name (exact match)")]
+# The bounds are stated on the parameter: Litestar neither documents nor checks those of the type.
+NameFilter = Annotated[
+    str | None,
+    QueryParameter(
+        description="Only checkpoints of this name (exact match)",
+        min_length=1,
+        max_length=100,
+        pattern=NUL_FREE_PATTERN,
+    ),
+]
 LOCATION_HEADER = ResponseHeader(
     name="Location", description="URL of the new item (of the run's list, for a batch)", documentation_only=True
 )
 APPEND_HEADERS = [LOCATION_HEADER, REPLAYED_RESPONSE_HEADER]
+# Litestar documents a top-level array body without the bounds of its type; stated here.
+BATCH_BODY = Body(media_type=RequestEncodingType.JSON, min_items=1, max_items=MAX_BATCH_ITEMS)
+PAGE_LINK_HEADER = ResponseHeader(
+    name="Link",
+    description='`<URL>; rel="next"`: the next page (same query with `cursor`); absent on the last page',
+    documentation_only=True,
+)
+PageLimit = Annotated[
+    int,
+    QueryParameter(
+        description=f"Most items in this page (default {DEFAULT_PAGE_ITEMS:,}, at most {MAX_PAGE_ITEMS:,}); a page "
+        f"also ends once it holds about {MAX_PAGE_BYTES // 1024 // 1024} MiB",
+        ge=1,
+        le=MAX_PAGE_ITEMS,
+    ),
+]
+PageCursor = Annotated[
+    str | None,
+    QueryParameter(
+        description='Where the page starts: the cursor from the previous page\'s `Link: <…>; rel="next"` '
+        "(the id of its last item); without it, the first page",
+        format="uuid",
+    ),
+]
 
 
 class StepsController(Controller):
@@ -67,25 +104,40 @@ class StepsController(Controller):
     @get(
         "/states",
         operation_id="ListRunStates",
-        response_description=("The run's step states by `step_order` (an empty array when it has none)."),
+        response_description=(
+            "A page of the run's step states by `step_order` (an empty array when it has none); `Link` points at "
+            "the next page when there is one."
+        ),
+        response_headers=[PAGE_LINK_HEADER],
+        **requires(READ),
         summary="A run's step states, by step order",
         responses=error_responses(404),
     )
     async def list_states(
         self,
+        request: Request[Any, Any, Any],
         states_repo: NamedDependency[StatesRepository],
         run_id: RunIdPath,
+        limit: PageLimit = DEFAULT_PAGE_ITEMS,
+        cursor: PageCursor = None,
     ) -> Response[list[StateRead]]:
-        """Every recorded step state of the run, by `step_order`; `[]` when it has none."""
-        body = await states_repo.list_encoded(parse_run_id(run_id))
-        if body is None:
+        """The run's step states by `step_order`, a page at a time; `[]` when it has none.
+
+        A page holds up to `limit` states and stops early once it holds about 16 MiB; when more
+        follow, `Link: <…>; rel="next"` gives the URL of the next page.
+        """
+        page = await states_repo.page_encoded(parse_run_id(run_id), PageWindow(limit, _cursor(cursor)))
+        if page is None:
             raise NotFoundException(detail=f"migration run {run_id} not found")
-        return cast("Response[list[StateRead]]", Response(body, media_type=MediaType.JSON))
+        body, following = page
+        headers = {} if following is None else {"Link": next_link(request, str(following))}
+        return cast("Response[list[StateRead]]", Response(body, media_type=MediaType.JSON, headers=headers))
 
     @get(
         "/states/latest",
         operation_id="GetLatestRunState",
         response_description=("The run's furthest step: the state with the highest `step_order`."),
+        **requires(READ),
         summary="A run's furthest step state",
         responses=error_responses(404),
     )
@@ -106,6 +158,7 @@ class StepsController(Controller):
         "/states/{state_id:str}",
         operation_id="GetRunState",
         response_description=("The step state with its data."),
+        **requires(READ),
         summary="One step state of a run",
         responses=error_responses(404),
     )
@@ -124,6 +177,7 @@ class StepsController(Controller):
         response_description=(
             "The step state was stored with its `step_order`: it is returned with its URL in `Location`."
         ),
+        **requires(WRITE),
         summary="Append a step state to a run",
         responses=error_responses(404, 409, 413, 422),
         response_headers=APPEND_HEADERS,
@@ -159,6 +213,7 @@ class StepsController(Controller):
             "All the step states were stored, in the order sent, with consecutive `step_order`s (none are stored if "
             "one is refused)."
         ),
+        **requires(WRITE),
         summary="Append several step states at once (all or nothing)",
         responses=error_responses(404, 409, 413, 422),
         response_headers=APPEND_HEADERS,
@@ -169,7 +224,7 @@ class StepsController(Controller):
         states_repo: NamedDependency[StatesRepository],
         idempotency: NamedDependency[IdempotencyStore],
         run_id: RunIdPath,
-        data: JSONBody[StateBatch],
+        data: Annotated[StateBatch, BATCH_BODY],
         late: LateReport = False,
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response[list[StateRead]]:
@@ -190,20 +245,29 @@ class StepsController(Controller):
     @get(
         "/checkpoints",
         operation_id="ListRunCheckpoints",
-        response_description=("The run's checkpoints, oldest first (an empty array when it has none)."),
+        response_description=(
+            "A page of the run's checkpoints, oldest first (an empty array when it has none); `Link` points at the "
+            "next page when there is one."
+        ),
+        response_headers=[PAGE_LINK_HEADER],
+        **requires(READ),
         summary="A run's checkpoints, oldest first",
         responses=error_responses(404),
     )
     async def list_checkpoints(
         self,
+        request: Request[Any, Any, Any],
         checkpoints_repo: NamedDependency[CheckpointsRepository],
         run_id: RunIdPath,
-    ) -> list[CheckpointRead]:
-        """Every checkpoint of the run, by `created_at`; `[]` when it has none."""
-        checkpoints = await checkpoints_repo.list_for_run(parse_run_id(run_id))
-        if checkpoints is None:
+        limit: PageLimit = DEFAULT_PAGE_ITEMS,
+        cursor: PageCursor = None,
+    ) -> Response[list[CheckpointRead]]:
+        """The run's checkpoints by `created_at`, a page at a time (as for states); `[]` when it has none."""
+        page = await checkpoints_repo.page(parse_run_id(run_id), PageWindow(limit, _cursor(cursor)))
+        if page is None:
             raise NotFoundException(detail=f"migration run {run_id} not found")
-        return checkpoints
+        headers = {} if page.next_cursor is None else {"Link": next_link(request, str(page.next_cursor))}
+        return Response(page.items, headers=headers)
 
     @get(
         "/checkpoints/latest",
@@ -211,6 +275,7 @@ class StepsController(Controller):
         response_description=(
             "The run's newest checkpoint (of the given `name`, when one is given): where to resume from."
         ),
+        **requires(READ),
         summary="A run's newest checkpoint, optionally of one name",
         responses=error_responses(404),
     )
@@ -232,6 +297,7 @@ class StepsController(Controller):
         "/checkpoints/{checkpoint_id:str}",
         operation_id="GetRunCheckpoint",
         response_description=("The checkpoint with its saved state."),
+        **requires(READ),
         summary="One checkpoint of a run",
         responses=error_responses(404),
     )
@@ -251,6 +317,7 @@ class StepsController(Controller):
         "/checkpoints",
         operation_id="AppendRunCheckpoint",
         response_description=("The checkpoint was stored: it is returned with its URL in `Location`."),
+        **requires(WRITE),
         summary="Append a checkpoint to a run",
         responses=error_responses(404, 409, 413, 422),
         response_headers=APPEND_HEADERS,
@@ -282,6 +349,7 @@ class StepsController(Controller):
         response_description=(
             "All the checkpoints were stored, in the order sent (none are stored if one is refused)."
         ),
+        **requires(WRITE),
         summary="Append several checkpoints at once (all or nothing)",
         responses=error_responses(404, 409, 413, 422),
         response_headers=APPEND_HEADERS,
@@ -292,7 +360,7 @@ class StepsController(Controller):
         checkpoints_repo: NamedDependency[CheckpointsRepository],
         idempotency: NamedDependency[IdempotencyStore],
         run_id: RunIdPath,
-        data: JSONBody[CheckpointBatch],
+        data: Annotated[CheckpointBatch, BATCH_BODY],
         late: LateReport = False,
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response[list[CheckpointRead]]:
@@ -306,6 +374,10 @@ class StepsController(Controller):
             return Outcome(201, checkpoints, {"Location": f"{run_location(rid)}/checkpoints"})
 
         return await _once(request, idempotency, idempotency_key, data, append, list[CheckpointRead])
+
+
+def _cursor(raw: str | None) -> uuid.UUID | None:
+    return None if raw is None else _parse_id("cursor", raw)
 
 
 def _parse_id(name: str, raw: str) -> uuid.UUID:

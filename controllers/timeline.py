@@ -7,6 +7,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
 
+from auth import READ, requires
 from controllers.common import RunIdPath, error_responses, parse_run_id
 from dto.timeline import MEDIAN_NOTE, RunTimeline
 from repositories.timeline import TimelineRepository
@@ -28,6 +29,7 @@ class TimelineController(Controller):
             "The run's steps in order, each with its duration next to the median of the same step in recent runs of "
             "its record type."
         ),
+        **requires(READ),
         summary="A run's steps with their durations next to the usual ones",
         description=(
             "The run's step states by `step_order`; each step lasts until the next state (the last one until "

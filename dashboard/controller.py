@@ -20,6 +20,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 from litestar.response import Template
 
+from auth import READ, requires
 from controllers.common import (
     RunIdPath,
     parse_run_id,
@@ -35,6 +36,7 @@ from dto.runs import RunRead
 from dto.stats import ErrorStats, MigrationStats
 from errors import DomainError
 from repositories.checkpoints import CheckpointsRepository
+from repositories.paging import PageWindow
 from repositories.run_queries import QueryError
 from repositories.runs import RunsRepository
 from repositories.states import StatesRepository
@@ -73,8 +75,8 @@ async def load_overview(stats_repo: StatsRepository) -> Overview:
     """Totals, the two history charts and the error groups, as the statistics endpoints give them."""
     now = datetime.now(UTC)
     stats = await stats_repo.summary(None, None, ())
-    hour_start, hour_end = history_window("hour", now - timedelta(hours=HOURS - 1), None, now)
-    day_start, day_end = history_window("day", now - timedelta(days=DAYS - 1), None, now)
+    hour_start, hour_end = history_window("hour", (now - timedelta(hours=HOURS - 1)).isoformat(), None, now)
+    day_start, day_end = history_window("day", (now - timedelta(days=DAYS - 1)).isoformat(), None, now)
     hourly = await stats_repo.history("hour", hour_start, hour_end)
     daily = await stats_repo.history("day", day_start, day_end)
     errors = await stats_repo.errors(day_start, None, ERROR_GROUPS)
@@ -142,7 +144,7 @@ class DashboardController(Controller):
         "runs_repo": Provide(provide_runs_repo),
     }
 
-    @get("/")
+    @get("/", **requires(READ))
     async def index(
         self,
         stats_repo: NamedDependency[StatsRepository],
@@ -168,13 +170,14 @@ class DashboardController(Controller):
             },
         )
 
-    @get("/overview")
+    @get("/overview", **requires(READ))
     async def overview(self, stats_repo: NamedDependency[StatsRepository]) -> Template:
         """The overview alone (totals, charts, error groups): what the page's script swaps in on changes."""
         return Template(template_name="overview.html", context={"overview": await load_overview(stats_repo)})
 
     @get(
         "/runs/{run_id:str}",
+        **requires(READ),
         dependencies={
             "timeline_repo": Provide(provide_timeline_repo),
             "states_repo": Provide(provide_states_repo),
@@ -198,8 +201,11 @@ class DashboardController(Controller):
         timeline = await timeline_repo.get(key)
         if run is None or timeline is None:
             return _missing(404, "No such run", f"migration run {run_id} not found (it may have been deleted)", run_id)
-        states = await states_repo.list_for_run(key) or []
-        checkpoints = await checkpoints_repo.list_for_run(key) or []
+        # The first page of each (1,000 by default), as GET .../states and .../checkpoints serve it.
+        state_page = await states_repo.page(key, PageWindow())
+        checkpoint_page = await checkpoints_repo.page(key, PageWindow())
+        states = state_page.items if state_page is not None else []
+        checkpoints = checkpoint_page.items if checkpoint_page is not None else []
         longest = max(
             (v for s in timeline.steps for v in (s.duration_seconds, s.median_seconds) if v is not None and v > 0),
             default=0.0,

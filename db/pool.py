@@ -8,10 +8,12 @@ from typing import Any
 import msgspec
 import psycopg
 from psycopg.types.json import set_json_dumps, set_json_loads
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool.pool_async import AddConnection
 
 from config import ConfigError, Settings
 from db.loaders import load_json, tolerant_adapters
+from db.outage import KEEPALIVE_KWARGS, MAX_RECONNECT_DELAY, WAIT_SLICE_SECONDS, Gate
 
 # A connection not handed out for longer than this is checked (one round trip) before use; a busy
 # pool skips the check. (A `reset` callback would be the natural place to note the return time,
@@ -34,6 +36,7 @@ def pool_connection_kwargs(settings: Settings) -> dict[str, Any]:
         "autocommit": True,
         "application_name": "migration-api",
         "context": tolerant_adapters(),
+        **KEEPALIVE_KWARGS,
     }
     if settings.db_pooler == "transaction":
         kwargs["prepare_threshold"] = None
@@ -50,7 +53,36 @@ async def _check_if_idle(conn: psycopg.AsyncConnection[Any]) -> None:
         await AsyncConnectionPool.check_connection(conn)
 
 
-def create_pool(url: str, settings: Settings) -> AsyncConnectionPool:
+class GatedPool(AsyncConnectionPool):
+    """psycopg's pool behind the outage gate (db/outage.py): no wait for a connection while the
+    database is known to be away, and reconnection attempts at least every MAX_RECONNECT_DELAY."""
+
+    gate: Gate
+
+    async def getconn(self, timeout: float | None = None) -> psycopg.AsyncConnection[Any]:  # noqa: ASYNC109
+        if not self.gate.is_open:
+            raise self.gate.refuse()
+        # Wait in slices, so that a request queued when the gate closes is let go at once.
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                return await super().getconn(timeout=max(0.001, min(WAIT_SLICE_SECONDS, remaining)))
+            except PoolTimeout:
+                if not self.gate.is_open:
+                    raise self.gate.refuse() from None
+                if time.monotonic() >= deadline:
+                    raise
+
+    async def schedule_task(self, task: Any, delay: float) -> None:
+        # The pool backs off 1, 2, 4, 8 ... s between reconnection attempts; capped, it reconnects
+        # within a second of the database's return however long it was gone.
+        if isinstance(task, AddConnection):
+            delay = min(delay, MAX_RECONNECT_DELAY)
+        await super().schedule_task(task, delay)
+
+
+def create_pool(url: str, settings: Settings, gate: Gate | None = None) -> GatedPool:
     """A pool of autocommit connections (opened by the caller with `await pool.open()`).
 
     Their adapters read what engines store that Python cannot hold (db/loaders.py). Behind a
@@ -62,7 +94,7 @@ def create_pool(url: str, settings: Settings) -> AsyncConnectionPool:
     # msgspec parses and writes JSONB several times faster than the json module.
     set_json_loads(load_json)
     set_json_dumps(msgspec.json.encode)
-    return AsyncConnectionPool(
+    pool = GatedPool(
         url,
         open=False,
         min_size=settings.pool_min_size,
@@ -72,6 +104,8 @@ def create_pool(url: str, settings: Settings) -> AsyncConnectionPool:
         name="migration-api",
         kwargs=pool_connection_kwargs(settings),
     )
+    pool.gate = gate or Gate()
+    return pool
 
 
 async def check_pooled_schema(pool: AsyncConnectionPool, settings: Settings) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -38,6 +38,18 @@ class ApiLinks(msgspec.Struct):
     search: str
     stats: str
     dashboard: str
+    live: str = "/health/live"
+    ready: str = "/health/ready"
+    metrics: str = "/metrics"
+
+
+class AuthInfo(msgspec.Struct):
+    """How callers are checked: "api_keys" (a bearer token with the operation's scope) or "open"
+    (no key configured: anyone who reaches the port may do anything)."""
+
+    mode: Literal["open", "api_keys"]
+    scopes: dict[str, str]
+    warning: str | None = None
 
 
 class ApiInfo(msgspec.Struct):
@@ -45,6 +57,7 @@ class ApiInfo(msgspec.Struct):
     version: str
     description: str
     links: ApiLinks
+    auth: AuthInfo
 
 
 class DatabaseHealth(msgspec.Struct):
@@ -81,3 +94,21 @@ class Health(msgspec.Struct):
     database: DatabaseHealth
     derived: DerivedHealth
     events: EventsHealth = msgspec.field(default_factory=EventsHealth)
+
+
+class Liveness(msgspec.Struct):
+    status: Literal["alive"] = "alive"
+
+
+class ReadinessCheck(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(description="database, schema_version, or a background task's name")]
+    ok: bool
+    note: str | None = None
+
+
+class Readiness(msgspec.Struct):
+    """200 when every check passes; 503 (with `detail` naming the failed checks) otherwise."""
+
+    status: Literal["ready", "not ready"]
+    checks: list[ReadinessCheck]
+    detail: str | None = None

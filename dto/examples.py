@@ -77,6 +77,18 @@ EXAMPLES: Final[dict[str, Any]] = {
             "search": "/api/v1/migrations/search",
             "stats": "/api/v1/migrations/stats",
             "dashboard": "/dashboard",
+            "live": "/health/live",
+            "ready": "/health/ready",
+            "metrics": "/metrics",
+        },
+        "auth": {
+            "mode": "api_keys",
+            "scopes": {
+                "read": "every GET and the event stream",
+                "write": "create, update, append, cancel",
+                "admin": "delete runs, manage API keys",
+            },
+            "warning": None,
         },
     },
     "Health": {
@@ -178,6 +190,38 @@ EXAMPLES: Final[dict[str, Any]] = {
     },
 }
 # A list body shows two items where the type has a second example, else one.
+API_KEY: Final = {
+    "id": "5d0c2a71-3e4b-4f8a-9c61-7a2b8e9f0d13",
+    "name": "dashboard",
+    "scopes": ["read"],
+    "token_prefix": "mak_3Hq9",
+    "created_at": "2026-12-01T09:00:00Z",
+    "revoked_at": None,
+}
+EXAMPLES["ApiKeyRead"] = API_KEY
+EXAMPLES["ApiKeyCreate"] = {"name": "dashboard", "scopes": ["read"]}
+EXAMPLES["ApiKeyCreated"] = {"key": API_KEY, "token": "mak_3Hq9vXr2...(shown once: keep it safe)"}
+EXAMPLES["Liveness"] = {"status": "alive"}
+EXAMPLES["Readiness"] = {
+    "status": "ready",
+    "checks": [
+        {"name": "database", "ok": True, "note": "schema version 13"},
+        {"name": "database-heartbeat", "ok": True, "note": None},
+        {"name": "change-log-folder", "ok": True, "note": None},
+        {"name": "event-listener", "ok": True, "note": None},
+        {"name": "run-cache-listener", "ok": True, "note": None},
+    ],
+    "detail": None,
+}
+READINESS_FAILED: Final = {
+    "status": "not ready",
+    "checks": [
+        {"name": "database", "ok": False, "note": "not answering within 2 s (PoolTimeout)"},
+        {"name": "change-log-folder", "ok": True, "note": None},
+    ],
+    "detail": "not ready: database failed",
+}
+
 EVENT: Final = {
     "id": 1842,
     "kind": "run_updated",
@@ -216,6 +260,11 @@ ERROR_EXAMPLES: Final[dict[int, dict[str, Any]]] = {
         "detail": "Validation failed for GET /api/v1/migrations?limit=0",
         "extra": [{"message": "Expected `int` >= 1", "key": "limit", "source": "query"}],
     },
+    401: {"status_code": 401, "detail": "an API key is required: send the header `Authorization: Bearer <token>`"},
+    403: {
+        "status_code": 403,
+        "detail": "the API key 'dashboard' lacks the 'write' scope this operation requires",
+    },
     404: {"status_code": 404, "detail": f"migration run {RUN_ID} not found"},
     409: {
         "status_code": 409,
@@ -233,5 +282,6 @@ ERROR_EXAMPLES: Final[dict[int, dict[str, Any]]] = {
         "detail": "Idempotency-Key 'claim_12-2026-11-26' was already used for a different request body; "
         "use a new key for a new request",
     },
+    429: {"status_code": 429, "detail": "Too Many Requests"},
     503: {"status_code": 503, "detail": "database unavailable: no connection could be obtained in time"},
 }

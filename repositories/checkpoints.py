@@ -13,13 +13,30 @@ from psycopg_pool import AsyncConnectionPool
 
 from db.loaders import fetch_all
 from dto.steps import CheckpointCreate, CheckpointRead
+from repositories.paging import Page, PageWindow
 
 CHECKPOINT_COLUMNS: Final = "id, run_id, checkpoint_name, state_data, created_at, metadata"
-# Joined from the run itself so that one round trip also says whether the run exists (see states).
-SELECT_CHECKPOINTS_OF_RUN: Final = """
-    SELECT c.id, c.run_id, c.checkpoint_name, c.state_data, c.created_at, c.metadata
-      FROM migration_runs r LEFT JOIN workflow_checkpoints c ON c.run_id = r.id
-     WHERE r.id = %(run_id)s ORDER BY c.created_at, c.id"""
+# A page after the cursor, bounded by rows and by stored size (see SELECT_STATES_PAGE).
+SELECT_CHECKPOINTS_PAGE: Final = """
+    SELECT p.id, p.run_id, p.checkpoint_name, p.state_data, p.created_at, p.metadata, p.fetched
+      FROM migration_runs r
+      LEFT JOIN LATERAL (
+          SELECT w.* FROM (
+              SELECT c.*, count(*) OVER () AS fetched,
+                     sum(c.bytes) OVER (ORDER BY c.created_at, c.id) - c.bytes AS bytes_before
+                FROM (SELECT c.id, c.run_id, c.checkpoint_name, c.state_data, c.created_at, c.metadata,
+                             pg_column_size(c.state_data) + coalesce(pg_column_size(c.metadata), 0) AS bytes
+                        FROM workflow_checkpoints c
+                       WHERE c.run_id = r.id
+                         AND (%(after)s::uuid IS NULL OR (c.created_at, c.id) > (
+                              SELECT a.created_at, a.id FROM workflow_checkpoints a
+                               WHERE a.run_id = r.id AND a.id = %(after)s::uuid))
+                       ORDER BY c.created_at, c.id
+                       LIMIT %(fetch)s) c
+          ) w WHERE w.bytes_before < %(max_bytes)s
+      ) p ON true
+     WHERE r.id = %(run_id)s
+     ORDER BY p.created_at, p.id"""
 SELECT_CHECKPOINT: Final = f"""
     SELECT {CHECKPOINT_COLUMNS} FROM workflow_checkpoints WHERE run_id = %(run_id)s AND id = %(id)s"""
 # Newest first; `name` NULL means any name.
@@ -38,11 +55,11 @@ class CheckpointsRepository:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
-    async def list_for_run(self, run_id: uuid.UUID) -> list[CheckpointRead] | None:
-        """The run's checkpoints, oldest first; None when there is no such run."""
+    async def page(self, run_id: uuid.UUID, window: PageWindow) -> Page[CheckpointRead] | None:
+        """Checkpoints oldest first after `window.after`; None when there is no such run."""
         async with self.pool.connection() as conn:
-            rows = await fetch_all(conn, SELECT_CHECKPOINTS_OF_RUN, {"run_id": run_id}, prepare=True)
-        return [CheckpointRead(*row) for row in rows if row[0] is not None] if rows else None
+            rows = await fetch_all(conn, SELECT_CHECKPOINTS_PAGE, window.params(run_id), prepare=True)
+        return Page.cut(rows, window, CheckpointRead)
 
     async def get(self, run_id: uuid.UUID, checkpoint_id: uuid.UUID) -> CheckpointRead | None:
         async with self.pool.connection() as conn:

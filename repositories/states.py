@@ -15,14 +15,35 @@ from psycopg_pool import AsyncConnectionPool
 from cache import RunCache
 from db.loaders import fetch_all
 from dto.steps import StateCreate, StateRead
+from repositories.paging import Page, PageWindow
 
 STATE_COLUMNS: Final = "id, run_id, step_name, state_data, created_at, step_order, metadata"
-# The run's states, joined from the run itself so that one round trip also says whether the run
-# exists: no row = no such run; one row of NULLs = a run without states.
-SELECT_STATES_OF_RUN: Final = """
-    SELECT s.id, s.run_id, s.step_name, s.state_data, s.created_at, s.step_order, s.metadata
-      FROM migration_runs r LEFT JOIN workflow_states s ON s.run_id = r.id
-     WHERE r.id = %(run_id)s ORDER BY s.step_order, s.created_at, s.id"""
+# A page of the run's states after the cursor (the id of the previous page's last state), joined
+# from the run itself so that one round trip also says whether the run exists: no row = no such
+# run; one row of NULLs = nothing (more) to show. At most `fetch` rows are read, and a row is
+# returned only while the page's stored size before it is under `max_bytes`, so one page never
+# holds more than about that much however large the states are. `fetched` (rows read before the
+# size cut) tells the caller whether more follow.
+SELECT_STATES_PAGE: Final = """
+    SELECT p.id, p.run_id, p.step_name, p.state_data, p.created_at, p.step_order, p.metadata, p.fetched
+      FROM migration_runs r
+      LEFT JOIN LATERAL (
+          SELECT w.* FROM (
+              SELECT s.*, count(*) OVER () AS fetched,
+                     sum(s.bytes) OVER (ORDER BY s.step_order, s.created_at, s.id) - s.bytes AS bytes_before
+                FROM (SELECT s.id, s.run_id, s.step_name, s.state_data, s.created_at, s.step_order, s.metadata,
+                             pg_column_size(s.state_data) + coalesce(pg_column_size(s.metadata), 0) AS bytes
+                        FROM workflow_states s
+                       WHERE s.run_id = r.id
+                         AND (%(after)s::uuid IS NULL OR (s.step_order, s.created_at, s.id) > (
+                              SELECT a.step_order, a.created_at, a.id FROM workflow_states a
+                               WHERE a.run_id = r.id AND a.id = %(after)s::uuid))
+                       ORDER BY s.step_order, s.created_at, s.id
+                       LIMIT %(fetch)s) s
+          ) w WHERE w.bytes_before < %(max_bytes)s
+      ) p ON true
+     WHERE r.id = %(run_id)s
+     ORDER BY p.step_order, p.created_at, p.id"""
 SELECT_STATE: Final = f"SELECT {STATE_COLUMNS} FROM workflow_states WHERE run_id = %(run_id)s AND id = %(id)s"
 # "Latest" is the furthest step: highest step_order, the newest on ties.
 SELECT_LATEST_STATE: Final = f"""
@@ -44,28 +65,30 @@ class StatesRepository:
         self.pool = pool
         self.cache = cache
 
-    async def list_encoded(self, run_id: uuid.UUID) -> bytes | None:
-        """The run's states as a JSON array, from the read cache when it holds them; None if no such run."""
-        cache = self.cache
+    async def page_encoded(self, run_id: uuid.UUID, window: PageWindow) -> tuple[bytes, uuid.UUID | None] | None:
+        """A page of the run's states as a JSON array and the cursor of the next page (None on the
+        last); None if no such run. The first page of the default size comes from the read cache
+        when it holds it."""
+        cache = self.cache if window.cacheable else None
         generation = 0
         if cache is not None:
             hit = cache.get("states", run_id)
             if hit is not None:
-                return hit[0]
+                return hit[0], uuid.UUID(hit[1]) if hit[1] else None
             generation = cache.generation
-        states = await self.list_for_run(run_id)
-        if states is None:
+        page = await self.page(run_id, window)
+        if page is None:
             return None
-        body = msgspec.json.encode(states)
+        body = msgspec.json.encode(page.items)
         if cache is not None:
-            cache.put("states", run_id, body, "", generation)
-        return body
+            cache.put("states", run_id, body, str(page.next_cursor or ""), generation)
+        return body, page.next_cursor
 
-    async def list_for_run(self, run_id: uuid.UUID) -> list[StateRead] | None:
-        """The run's states by step order; None when there is no such run."""
+    async def page(self, run_id: uuid.UUID, window: PageWindow) -> Page[StateRead] | None:
+        """States by step order after `window.after`; None when there is no such run."""
         async with self.pool.connection() as conn:
-            rows = await fetch_all(conn, SELECT_STATES_OF_RUN, {"run_id": run_id}, prepare=True)
-        return [StateRead(*row) for row in rows if row[0] is not None] if rows else None
+            rows = await fetch_all(conn, SELECT_STATES_PAGE, window.params(run_id), prepare=True)
+        return Page.cut(rows, window, StateRead)
 
     async def get(self, run_id: uuid.UUID, state_id: uuid.UUID) -> StateRead | None:
         async with self.pool.connection() as conn:

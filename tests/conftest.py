@@ -66,6 +66,8 @@ def make_settings(database_url: str, schema: str, **overrides: Any) -> Settings:
         db_schema=schema,
         pool_min_size=1,
         pool_max_size=8,
+        # The suite's requests come from one address; tests/test_rate_limits.py sets its own limits.
+        rate_limit=overrides.pop("rate_limit", None),
         **overrides,
     )
 
@@ -146,59 +148,66 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(settings: Settings, workers: int = 1, **env_overrides: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """The service under a real uvicorn on a free port (with `workers` processes), with these
-    settings and environment overrides; yields its base URL and process, and stops it (SIGTERM)
-    afterwards."""
+def serve(
+    database_url: str,
+    schema: str,
+    env: dict[str, str] | None = None,
+    argv: list[str] | None = None,
+    stderr: Any = None,
+    workers: int = 1,
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """The service under a real uvicorn (or `argv`, which must serve on PORT) with `workers`
+    processes, with `env` over the defaults below; yields the process and its base URL once
+    /health/live answers."""
     port = free_port()
-    env = {
+    environment = {
         **os.environ,
-        "DATABASE_URL": settings.database_url or "",
-        "DB_SCHEMA": settings.db_schema,
+        "DATABASE_URL": database_url,
+        "DB_SCHEMA": schema,
         "PORT": str(port),
         "DB_POOL_MAX": "20",
         "LOG_LEVEL": "WARNING",
-        **env_overrides,
+        "RATE_LIMIT": "off",
+        **(env or {}),
     }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app:app",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--timeout-graceful-shutdown",
-            "2",
-            *(["--workers", str(workers)] if workers > 1 else []),
-        ],
-        cwd=PROJECT_DIR,
-        env=env,
-    )
+    if "API_KEYS" not in (env or {}):
+        environment.pop("API_KEYS", None)
+    command = argv or [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "app:app",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "2",
+        *(["--workers", str(workers)] if workers > 1 else []),
+    ]
+    proc = subprocess.Popen(command, cwd=PROJECT_DIR, env=environment, stderr=stderr)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the live server did not start")
             time.sleep(0.2)
-        yield base, proc
+        yield proc, base
     finally:
         if proc.poll() is None:
             proc.terminate()
-            proc.wait(timeout=15)
+        proc.wait(timeout=15)
 
 
 @pytest.fixture(scope="session")
 def live_server(settings: Settings, _schema_ready: None) -> Iterator[str]:
     """The service under a real uvicorn (for concurrency and streaming tests); yields its base URL."""
-    with serve(settings) as (base, _):
+    with serve(settings.database_url or "", settings.db_schema) as (_, base):
         yield base
 
 

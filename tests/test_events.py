@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from config import Settings
 from tests.conftest import run_body, serve
@@ -94,7 +95,8 @@ def of_run(messages: list[Message], run_id: str) -> list[Message]:
 
 @pytest.fixture(scope="module")
 def events_server(settings: Settings, _schema_ready: None) -> Iterator[str]:
-    with serve(settings, EVENTS_HEARTBEAT_SECONDS="0.3", EVENTS_CLIENT_QUEUE="1000") as (base, _):
+    env = {"EVENTS_HEARTBEAT_SECONDS": "0.3", "EVENTS_CLIENT_QUEUE": "1000"}
+    with serve(settings.database_url or "", settings.db_schema, env) as (_, base):
         yield base
 
 
@@ -115,6 +117,12 @@ def open_stream(streams: list[Stream], url: str, headers: dict[str, str] | None 
         assert time.monotonic() < deadline, "the stream sent nothing"
         time.sleep(0.01)
     return s
+
+
+def stream_clients_metric(base: str) -> float:
+    families = text_string_to_metric_families(httpx.get(f"{base}/metrics").text)
+    (value,) = [s.value for f in families for s in f.samples if s.name == "migration_api_event_stream_clients"]
+    return value
 
 
 def health(base: str) -> dict[str, Any]:
@@ -321,6 +329,7 @@ def test_closed_streams_free_their_place(events_server: str, streams: list[Strea
     before = health(events_server)["events"]["clients"]
     opened = [open_stream(streams, f"{events_server}/api/v1/events") for _ in range(5)]
     assert health(events_server)["events"]["clients"] == before + 5
+    assert stream_clients_metric(events_server) == before + 5
     for s in opened:
         s.close()
     deadline = time.monotonic() + 5
@@ -336,7 +345,7 @@ def test_closed_streams_free_their_place(events_server: str, streams: list[Strea
 def test_a_client_from_before_the_retention_is_told_to_reload(
     settings: Settings, db: psycopg.Connection[Any], streams: list[Stream]
 ) -> None:
-    with serve(settings, EVENTS_RETENTION_SECONDS="1") as (base, _):
+    with serve(settings.database_url or "", settings.db_schema, {"EVENTS_RETENTION_SECONDS": "1"}) as (_, base):
         run_id = httpx.post(f"{base}{API}", json=run_body()).json()["id"]
         db.execute("UPDATE migration_runs SET status = 'paused' WHERE id = %s", (run_id,))
         deadline = time.monotonic() + 5
@@ -366,7 +375,7 @@ def test_a_client_from_before_the_retention_is_told_to_reload(
 def test_sigterm_ends_a_thousand_open_streams_within_the_graceful_timeout(
     settings: Settings, db: psycopg.Connection[Any]
 ) -> None:
-    with serve(settings, EVENTS_HEARTBEAT_SECONDS="60") as (base, proc):
+    with serve(settings.database_url or "", settings.db_schema, {"EVENTS_HEARTBEAT_SECONDS": "60"}) as (proc, base):
         host, port = base.removeprefix("http://").split(":")
 
         async def hold_streams() -> float:

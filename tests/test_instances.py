@@ -26,7 +26,8 @@ Pair = tuple[str, str]
 
 @pytest.fixture(scope="module")
 def instances(settings: Settings, _schema_ready: None) -> Iterator[Pair]:
-    with serve(settings, workers=2) as (first, _), serve(settings, workers=2) as (second, _):
+    url, schema = settings.database_url or "", settings.db_schema
+    with serve(url, schema, workers=2) as (_, first), serve(url, schema, workers=2) as (_, second):
         yield first, second
 
 

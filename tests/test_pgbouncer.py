@@ -117,9 +117,8 @@ def test_the_service_works_behind_pgbouncer_in_transaction_mode(
     settings: Settings, pgbouncer: str, db: psycopg.Connection[Any]
 ) -> None:
     assert settings.database_url is not None
-    with serve(
-        settings, DATABASE_URL=pgbouncer, DATABASE_DIRECT_URL=settings.database_url, DB_POOLER="transaction"
-    ) as (base, _):
+    env = {"DATABASE_DIRECT_URL": settings.database_url, "DB_POOLER": "transaction"}
+    with serve(pgbouncer, settings.db_schema, env) as (_, base):
         outcomes = asyncio.run(mixed_requests(base, 51))  # 510 requests
         # An engine's direct write reaches statistics (the folder, on the direct URL, folds it).
         db.execute(

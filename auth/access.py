@@ -1,0 +1,163 @@
+"""Who is calling, and may they: Litestar's authentication middleware reads the bearer token, a
+guard compares the key's scopes with the scope the operation declares (`opt["scope"]`)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any, Final
+
+import msgspec
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult, DefineMiddleware
+from psycopg_pool import AsyncConnectionPool
+
+from auth import store
+from auth.tokens import SCOPES, ConfiguredKey, hash_token
+
+logger = logging.getLogger("migration_api.auth")
+
+SCOPE_OPT: Final = "scope"
+SECURITY_SCHEME: Final = "BearerAuth"
+REALM: Final = 'Bearer realm="migration-api"'
+# Cached lookups per process: a key revoked in the table stops working within this many seconds
+# in every process (at once in the process that revoked it over HTTP).
+CACHE_MAX_ENTRIES: Final = 10_000
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """The caller: a key's name and scopes, or everyone in open mode."""
+
+    name: str
+    scopes: frozenset[str]
+    open_mode: bool = False
+
+
+OPEN_PRINCIPAL: Final = Principal(name="open mode", scopes=frozenset(SCOPES), open_mode=True)
+
+
+class KeyRing:
+    """The keys this process knows: those of API_KEYS (hashes, in memory) and those of the table,
+    looked up by hash and remembered for `cache_seconds`."""
+
+    def __init__(self, configured: tuple[ConfiguredKey, ...], pepper: str, cache_seconds: float) -> None:
+        self.configured = {k.token_hash: k for k in configured}
+        self.pepper = pepper
+        self.cache_seconds = cache_seconds
+        self.pool: AsyncConnectionPool | None = None
+        self._found: dict[str, tuple[float, Principal | None]] = {}
+        self._table_has_keys: tuple[float, bool] | None = None
+
+    def forget(self) -> None:
+        """Drop every cached answer (after a key was created or revoked in this process)."""
+        self._found.clear()
+        self._table_has_keys = None
+
+    async def keyed(self) -> bool:
+        """False in open mode: no key in API_KEYS and none ever made in the table (revoking every
+        key leaves the service keyed: nobody gets in until a new key is made)."""
+        if self.configured:
+            return True
+        now = time.monotonic()
+        if self._table_has_keys is not None and self._table_has_keys[0] > now:
+            return self._table_has_keys[1]
+        assert self.pool is not None
+        async with self.pool.connection() as conn:
+            answer = await store.any_key(conn)
+        self._table_has_keys = (now + self.cache_seconds, answer)
+        return answer
+
+    async def lookup(self, token: str) -> Principal | None:
+        digest = hash_token(token, self.pepper)
+        configured = self.configured.get(digest)
+        if configured is not None:
+            return Principal(name=configured.name, scopes=frozenset(configured.scopes))
+        now = time.monotonic()
+        cached = self._found.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        assert self.pool is not None
+        async with self.pool.connection() as conn:
+            row = await store.find_active(conn, digest)
+        principal = None if row is None else Principal(name=row[0], scopes=frozenset(row[1]))
+        if len(self._found) >= CACHE_MAX_ENTRIES:
+            self._found.clear()
+        self._found[digest] = (now + self.cache_seconds, principal)
+        return principal
+
+
+def _unauthorized(detail: str, error: str | None = None) -> NotAuthorizedException:
+    challenge = REALM + (f', error="{error}"' if error else "")
+    return NotAuthorizedException(detail=detail, headers={"WWW-Authenticate": challenge})
+
+
+class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
+    """Sets `request.user` to the caller's Principal, or answers 401 (the token never appears in
+    the answer or in a log line)."""
+
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        ring: KeyRing = connection.app.state.keyring
+        if not await ring.keyed():
+            return AuthenticationResult(user=OPEN_PRINCIPAL, auth=None)
+        header = connection.headers.get("authorization")
+        if not header:
+            raise _unauthorized("an API key is required: send the header `Authorization: Bearer <token>`")
+        scheme, _, token = header.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise _unauthorized("the Authorization header must be `Bearer <token>`", "invalid_request")
+        principal = await ring.lookup(token)
+        if principal is None:
+            raise _unauthorized("unknown or revoked API key", "invalid_token")
+        return AuthenticationResult(user=principal, auth=principal.name)
+
+
+def require_scope(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """App-level guard: the caller's key must hold the scope the operation declares.
+
+    On an open path the middleware does not run (no user): nothing to check. An operation that
+    declares no scope is refused to every key, so that a route added without one fails closed.
+    """
+    principal = connection.scope.get("user")
+    if not isinstance(principal, Principal):
+        return
+    needed = handler.opt.get(SCOPE_OPT)
+    if needed not in SCOPES:
+        raise PermissionDeniedException(detail="this operation declares no scope; it is refused to every key")
+    if principal.open_mode or needed in principal.scopes:
+        return
+    raise PermissionDeniedException(
+        detail=f"the API key '{principal.name}' lacks the '{needed}' scope this operation requires"
+    )
+
+
+def open_path_patterns(paths: tuple[str, ...]) -> list[str]:
+    """Anchored regexes for the open paths: each path itself and everything below it ('/' alone
+    is just the root). Litestar searches these anywhere in the path, hence the anchors."""
+    patterns = []
+    for path in paths:
+        stem = path.rstrip("/")
+        patterns.append("^/$" if not stem else f"^{re.escape(stem)}(/.*)?$")
+    return patterns
+
+
+def auth_middleware(open_paths: tuple[str, ...]) -> DefineMiddleware:
+    return DefineMiddleware(ApiKeyMiddleware, exclude=open_path_patterns(open_paths))
+
+
+def requires(scope: str) -> dict[str, Any]:
+    """Route decorator arguments for an operation that needs `scope`: the guard reads `opt`, the
+    OpenAPI document shows `security` (Swagger UI's "Authorize" then sends the token)."""
+    assert scope in SCOPES
+    return {"opt": {SCOPE_OPT: scope}, "security": [{SECURITY_SCHEME: [scope]}]}
+
+
+def open_or(scope: str) -> dict[str, Any]:
+    """For an operation on an open path by default (`/`, probes): the guard still wants `scope`
+    when AUTH_OPEN_PATHS leaves it out, and the document says a token is optional."""
+    arguments = requires(scope)
+    arguments["security"] = [{}, *arguments["security"]]
+    return arguments
