@@ -249,7 +249,7 @@ class Service:
         port = free_port()
         self.log = self.log_dir / f"service-{self.starts}.log"
         command = [venv_bin("uvicorn"), "app:app", "--host", "127.0.0.1", "--port", str(port)]
-        command += ["--no-access-log", "--workers", "1", "--timeout-graceful-shutdown", "5"]
+        command += ["--no-access-log", "--workers", "1", "--timeout-graceful-shutdown", "5", "--log-level", "warning"]
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(command, cwd=ROOT, env=service_env(self.url), stdout=log, stderr=log)  # noqa: S603
         deadline = time.monotonic() + 120
@@ -276,7 +276,9 @@ class Service:
         self.proc = None
         if self.log is None or not self.log.exists():
             return []
-        pattern = re.compile(r"error|exception|traceback|critical", re.IGNORECASE)
+        # A line at level error or critical (the service's format: `... [error    ] message [logger]`;
+        # `uvicorn.error` is only a logger's name), or a traceback.
+        pattern = re.compile(r"\[(error|critical)\s*\]|^(ERROR|CRITICAL)\b|Traceback")
         return [line for line in self.log.read_text(errors="replace").splitlines() if pattern.search(line)]
 
 

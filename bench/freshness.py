@@ -50,6 +50,7 @@ import math
 import multiprocessing as mp
 import os
 import random
+import re
 import signal
 import socket
 import statistics
@@ -211,7 +212,7 @@ class Service:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DB_")}
         env.update(DATABASE_URL=self.url, DB_SCHEMA="public", LOG_LEVEL="WARNING", MIGRATE_ON_START="true")
         command = [venv_bin("uvicorn"), "app:app", "--host", "127.0.0.1", "--port", str(self.port)]
-        command += ["--no-access-log", "--workers", "1", "--timeout-graceful-shutdown", "5"]
+        command += ["--no-access-log", "--workers", "1", "--timeout-graceful-shutdown", "5", "--log-level", "warning"]
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(  # noqa: S603
                 command,
@@ -262,7 +263,8 @@ class Service:
             return [], []
         lines = [line.strip() for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
         lines = [line for line in lines if not line.startswith("INFO:")]  # uvicorn's own start/stop lines
-        errors = [line for line in lines if "ERROR" in line or "Traceback" in line or "CRITICAL" in line]
+        level = re.compile(r"\[(error|critical)\s*\]|^(ERROR|CRITICAL)\b|Traceback")
+        errors = [line for line in lines if level.search(line)]
         return errors, [line for line in lines if line not in errors]
 
 
