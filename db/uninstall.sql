@@ -96,7 +96,7 @@ DROP TABLE IF EXISTS migration_api_duration_bins_hour;
 DROP TABLE IF EXISTS migration_api_duration_bins_day;
 DROP TABLE IF EXISTS migration_api_error_counts_day;
 
--- 5. The functions. The log writers (versions 9, 12 and 14) and the helpers of the read queries:
+-- 5. The functions. The log writers (versions 9 and 12) and the helpers of the read queries:
 DROP FUNCTION IF EXISTS migration_api_log_runs_inserted();
 DROP FUNCTION IF EXISTS migration_api_log_runs_updated();
 DROP FUNCTION IF EXISTS migration_api_log_runs_deleted();
@@ -104,7 +104,6 @@ DROP FUNCTION IF EXISTS migration_api_log_steps_inserted();
 DROP FUNCTION IF EXISTS migration_api_log_steps_updated();
 DROP FUNCTION IF EXISTS migration_api_log_steps_deleted();
 DROP FUNCTION IF EXISTS migration_api_log_truncated();
-DROP FUNCTION IF EXISTS migration_api_log_checkpoints_inserted();
 DROP FUNCTION IF EXISTS migration_api_log_run_inserted();
 DROP FUNCTION IF EXISTS migration_api_log_run_updated();
 DROP FUNCTION IF EXISTS migration_api_log_state_inserted();
