@@ -92,8 +92,14 @@ async def heartbeat(gate: Gate, url: str, on_recovery: Any) -> None:
     while True:
         try:
             if conn is None or conn.closed:
+                # Never prepared: behind a transaction-mode pooler (DB_POOLER=transaction) the next
+                # `SELECT 1` may meet another server session, where the prepared statement is unknown.
                 conn = await psycopg.AsyncConnection.connect(
-                    url, autocommit=True, application_name="migration-api-heartbeat", **KEEPALIVE_KWARGS
+                    url,
+                    autocommit=True,
+                    application_name="migration-api-heartbeat",
+                    prepare_threshold=None,
+                    **KEEPALIVE_KWARGS,
                 )
             async with asyncio.timeout(HEARTBEAT_TIMEOUT_SECONDS):
                 await conn.execute("SELECT 1")
