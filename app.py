@@ -176,9 +176,9 @@ async def startup_banner(app: Litestar, url: str, keyed: bool) -> list[str]:
 
 
 async def _change_log_installed(pool: AsyncConnectionPool) -> bool:
-    """Whether the change log, its triggers and the events table exist (schema version 12): without them (a role that
-    may not create objects) there is nothing to fold, statistics read the base tables and the read
-    cache stays off."""
+    """Whether the change log, its triggers and the events table exist (schema versions 12 and 13):
+    without them (a role that may not create objects) there is nothing to fold, statistics read the
+    base tables and the read cache stays off."""
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT to_regclass('migration_api_events') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_trigger "

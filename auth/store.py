@@ -1,4 +1,4 @@
-"""Every SQL statement that touches `migration_api_keys` (db/migrations/0013_api_keys.sql)."""
+"""Every SQL statement that touches `migration_api_keys` (db/migrations/0014_api_keys.sql)."""
 
 from __future__ import annotations
 

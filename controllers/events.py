@@ -60,7 +60,7 @@ def provide_hub(state: State) -> Hub:
     hub: Hub | None = state.hub
     if hub is None:
         raise ServiceUnavailable(
-            "the change stream needs the service's change log (schema version 12), which this database "
+            "the change stream needs the service's change log (schema versions 12 and 13), which this database "
             "role could not install"
         )
     return hub

@@ -78,10 +78,10 @@ DROP TABLE IF EXISTS migration_api_log_alive;
 DROP TABLE IF EXISTS migration_api_machinery;
 DROP TABLE IF EXISTS migration_api_search_docs;
 DROP TABLE IF EXISTS migration_api_idempotency_keys;
--- the change stream (version 12):
+-- the change stream (versions 12 and 13):
 DROP TABLE IF EXISTS migration_api_events;
 DROP SEQUENCE IF EXISTS migration_api_event_ids;
--- the API keys (version 13):
+-- the API keys (version 14):
 DROP TABLE IF EXISTS migration_api_keys;
 -- the roll-ups:
 DROP TABLE IF EXISTS migration_api_run_counts_hour;

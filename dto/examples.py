@@ -205,7 +205,7 @@ EXAMPLES["Liveness"] = {"status": "alive"}
 EXAMPLES["Readiness"] = {
     "status": "ready",
     "checks": [
-        {"name": "database", "ok": True, "note": "schema version 13"},
+        {"name": "database", "ok": True, "note": "schema version 14"},
         {"name": "database-heartbeat", "ok": True, "note": None},
         {"name": "change-log-folder", "ok": True, "note": None},
         {"name": "event-listener", "ok": True, "note": None},

@@ -1,6 +1,6 @@
 """The change stream: every change to runs, states and checkpoints, as numbered events.
 
-Where events come from: the engines' triggers log what each statement did (schema version 12);
+Where events come from: the engines' triggers log what each statement did (schema versions 12 and 13);
 the change-log folder (changelog/) turns each batch into rows of `migration_api_events`, numbered
 by a sequence in commit order, and announces the newest id with `NOTIFY migration_api_events`
 (in its own transaction, never an engine's). The service's own writes fold at once, so their

@@ -28,7 +28,8 @@ def eventually(check: Callable[[], bool], seconds: float = 3.0) -> bool:
 def cache_of(client: TestClient[Any]) -> RunCache:
     cache: RunCache | None = client.app.state.run_cache
     assert cache is not None, "the change-notice triggers are installed in the test schema"
-    assert eventually(lambda: cache.listening)
+    # On: listening, and the folder says the log is current (its first cycle, or a rebuild, done).
+    assert eventually(lambda: cache.enabled)
     return cache
 
 

@@ -1,4 +1,4 @@
--- Version 13: API keys. Each key is a name, its scopes and a keyed hash of its token (HMAC-SHA256
+-- Version 14: API keys. Each key is a name, its scopes and a keyed hash of its token (HMAC-SHA256
 -- with API_KEY_PEPPER, auth/tokens.py); the token itself is shown once when the key is made and
 -- never stored. A revoked key keeps its row (revoked_at set) so `python -m auth list` can show it.
 -- Only the service reads and writes this table; no engine statement touches it.
