@@ -79,9 +79,19 @@ def settings(database_url: str, schema: str) -> Settings:
 
 @pytest.fixture(scope="session")
 def _schema_ready(settings: Settings) -> None:
-    """Start the app once so that the schema exists before the first test opens a connection."""
+    """Start the app once so that the schema exists before the first test opens a connection, and
+    keep it until its folder has built the derived data (a fresh install marks them stale), so that
+    no test starts while a rebuild replaces its change log by a `reset`."""
     with TestClient(app=create_app(settings)) as client:
         assert client.get("/health").status_code == 200
+        assert settings.database_url is not None
+        with psycopg.connect(settings.database_url, options=f"-c search_path={settings.db_schema}") as conn:
+            deadline = time.monotonic() + 60
+            ready = "SELECT rollups_ready AND search_ready FROM migration_api_machinery"
+            while conn.execute(ready).fetchone() != (True,):
+                assert time.monotonic() < deadline, "the derived data were not built within 60 s"
+                conn.rollback()
+                time.sleep(0.05)
 
 
 @pytest.fixture
