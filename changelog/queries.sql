@@ -25,7 +25,7 @@ SELECT m.rollups_ready, m.search_ready, m.note,
             'migration_api_duration_hist_total', 'migration_api_duration_hist_type',
             'migration_api_duration_hist_all', 'migration_api_duration_bins_hour',
             'migration_api_duration_bins_day', 'migration_api_error_counts_day',
-            'migration_api_search_docs', 'migration_api_events']) AS t (name)
+            'migration_api_search_docs', 'migration_api_events', 'migration_api_run_activity']) AS t (name)
          WHERE to_regclass(t.name) IS NULL)
      + 9 - (SELECT count(*) FROM pg_trigger
               WHERE tgrelid IN (to_regclass('migration_runs'), to_regclass('workflow_states'),
@@ -63,14 +63,18 @@ SELECT created_at, status, record_type,
  WHERE s <> 0 AND run_id IS NOT NULL;
 
 -- name: refresh_search_docs
--- The search documents of the batch's runs, as they are now (a deleted run loses its document).
+-- The search documents of the batch's runs, as they are now: a deleted run loses its document, a
+-- changed document is rewritten, an unchanged one (a heartbeat, a duration) is left alone, so its
+-- trigram index entries are not made again.
 DELETE FROM migration_api_search_docs d
  USING (SELECT DISTINCT run_id FROM migration_api_fold_batch WHERE s <> 0) b
- WHERE d.id = b.run_id;
-INSERT INTO migration_api_search_docs (id, doc)
+ WHERE d.id = b.run_id AND NOT EXISTS (SELECT 1 FROM migration_runs r WHERE r.id = b.run_id);
+INSERT INTO migration_api_search_docs AS d (id, doc)
 SELECT r.id, migration_api_search_document(r.file_path, r.record_type, r.status, r.error_message, r.id)
   FROM migration_runs r
- WHERE r.id IN (SELECT run_id FROM migration_api_fold_batch WHERE s <> 0);
+ WHERE r.id IN (SELECT run_id FROM migration_api_fold_batch WHERE s <> 0)
+ ORDER BY r.id
+    ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc WHERE d.doc IS DISTINCT FROM EXCLUDED.doc;
 
 -- name: rebuild_search_docs
 -- Every run's document, in the rebuild's snapshot; the trigram index is built after the rows.

@@ -1,4 +1,4 @@
--- Uninstall: drops every object the service added to its schema (db/migrations/0001-0011, the
+-- Uninstall: drops every object the service added to its schema (db/migrations/0001-0015, the
 -- current objects and those of versions 1-8, in case an old install is uninstalled), and nothing
 -- else. Never dropped: the engines' tables (migration_runs, workflow_states, workflow_checkpoints)
 -- and their rows, their primary keys and foreign keys, and their own indexes
@@ -83,6 +83,8 @@ DROP TABLE IF EXISTS migration_api_events;
 DROP SEQUENCE IF EXISTS migration_api_event_ids;
 -- the API keys (version 14):
 DROP TABLE IF EXISTS migration_api_keys;
+-- the runs' last step times (version 15):
+DROP TABLE IF EXISTS migration_api_run_activity;
 -- the roll-ups:
 DROP TABLE IF EXISTS migration_api_run_counts_hour;
 DROP TABLE IF EXISTS migration_api_run_counts_day;

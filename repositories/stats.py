@@ -149,27 +149,43 @@ def _bins_base(window: str) -> str:
 SELECT_BINS_BASE: Final = _bins_base(BASE_WINDOW)
 SELECT_BINS_BASE_ALL: Final = _bins_base("true")
 
-# The "now" figures: bounded index scans (created_at, completed_at, the running partial index,
-# the created_at indexes of states and checkpoints). Stuck = running minus running with activity;
-# the runs with recent states or checkpoints are looked up by id (a few index probes), never by
-# hashing every running run.
-_ALIVE: Final = """
+# The "now" figures: bounded index scans (created_at, completed_at, the running partial index).
+# Stuck = running minus running with activity (an update, a state or a checkpoint within
+# stuck_after). From the base tables, each running run's steps are probed through the engines'
+# run_id indexes; with the roll-ups, the runs' last step times come from the folder's
+# migration_api_run_activity (db/migrations/0015_run_activity.sql) plus the steps still in the
+# log, so the figure stays exact between folds.
+_ALIVE_BASE: Final = """
+           (SELECT count(*) FROM migration_runs r
+             WHERE r.status = 'running'
+               AND (r.updated_at >= now() - %(stuck_after)s
+                    OR EXISTS (SELECT 1 FROM workflow_states s
+                                WHERE s.run_id = r.id AND s.created_at >= now() - %(stuck_after)s)
+                    OR EXISTS (SELECT 1 FROM workflow_checkpoints c
+                                WHERE c.run_id = r.id AND c.created_at >= now() - %(stuck_after)s)))"""
+_ALIVE_ROLLUP: Final = """
            (SELECT count(*) FROM (
                 SELECT id FROM migration_runs WHERE status = 'running' AND updated_at >= now() - %(stuck_after)s
                 UNION
                 SELECT id FROM migration_runs
                  WHERE status = 'running'
                    AND id = ANY(ARRAY(
-                       SELECT run_id FROM workflow_states WHERE created_at >= now() - %(stuck_after)s
+                       SELECT run_id FROM migration_api_run_activity WHERE last_step_at >= now() - %(stuck_after)s
                        UNION ALL
-                       SELECT run_id FROM workflow_checkpoints WHERE created_at >= now() - %(stuck_after)s))) alive)"""
+                       SELECT l.run_id FROM migration_api_changes l
+                        WHERE l.s = 0 AND l.run_id IS NOT NULL
+                          AND (EXISTS (SELECT 1 FROM workflow_states s
+                                        WHERE s.run_id = l.run_id AND s.created_at >= now() - %(stuck_after)s)
+                               OR EXISTS (SELECT 1 FROM workflow_checkpoints c
+                                           WHERE c.run_id = l.run_id
+                                             AND c.created_at >= now() - %(stuck_after)s))))) alive)"""
 _FINISHED_24H: Final = """
            (SELECT count(*) FROM migration_runs WHERE completed_at >= now() - interval '24 hours'),
            (SELECT count(*) FROM migration_runs
              WHERE completed_at >= now() - interval '24 hours' AND status = 'failed'),"""
 SELECT_NOW_BASE: Final = f"""
     SELECT (SELECT count(*) FROM migration_runs WHERE created_at >= now() - interval '24 hours'),{_FINISHED_24H}
-           (SELECT count(*) FROM migration_runs WHERE status = 'running'),{_ALIVE}"""
+           (SELECT count(*) FROM migration_runs WHERE status = 'running'),{_ALIVE_BASE}"""
 # With the roll-ups: created in the last 24 h = whole hours from the hour roll-up + the rest of the
 # first hour from the base rows; running = from the all-time roll-up.
 _RECENT_HOUR: Final = "(" + hour_sql("(now() - interval '24 hours')") + " + interval '1 hour')"
@@ -177,7 +193,8 @@ _NOW_ROLLUP_COLUMNS: Final = f"""
            (SELECT coalesce(sum(n), 0)::bigint FROM migration_api_run_counts_hour WHERE bucket >= {_RECENT_HOUR})
          + (SELECT count(*) FROM migration_runs
              WHERE created_at >= now() - interval '24 hours' AND created_at < {_RECENT_HOUR}),{_FINISHED_24H}
-           (SELECT coalesce(sum(n), 0)::bigint FROM migration_api_run_counts_total WHERE status = 'running'),{_ALIVE}"""
+           (SELECT coalesce(sum(n), 0)::bigint FROM migration_api_run_counts_total
+             WHERE status = 'running'),{_ALIVE_ROLLUP}"""
 SELECT_NOW_ROLLUP: Final = "SELECT " + _NOW_ROLLUP_COLUMNS
 # /stats without a window in one statement: the all-time counts and histograms as JSON (decoded in C
 # by msgspec), then the "now" figures.

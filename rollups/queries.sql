@@ -197,6 +197,25 @@
      WHERE t.bucket = x.bucket AND t.fingerprint = x.fingerprint AND t.record_type = x.record_type
        AND (x.lo <= t.first_seen OR x.hi >= t.last_seen);
 
+-- The run activity (db/migrations/0015_run_activity.sql): for every run of the batch, its newest
+-- state or checkpoint time as the base rows hold it now (the engines' run_id indexes), kept only
+-- while the run is running; a run that finished or went loses its row. Read committed: a step
+-- committed after this statement's snapshot wrote a log row that the next fold takes.
+DELETE FROM migration_api_run_activity a
+ USING (SELECT DISTINCT run_id FROM migration_api_fold_batch WHERE run_id IS NOT NULL) b
+ WHERE a.run_id = b.run_id
+   AND NOT EXISTS (SELECT 1 FROM migration_runs r WHERE r.id = b.run_id AND r.status = 'running');
+INSERT INTO migration_api_run_activity (run_id, last_step_at)
+SELECT id, last_step_at
+  FROM (SELECT r.id, greatest((SELECT max(created_at) FROM workflow_states WHERE run_id = r.id),
+                              (SELECT max(created_at) FROM workflow_checkpoints WHERE run_id = r.id)) AS last_step_at
+          FROM migration_runs r
+         WHERE r.status = 'running'
+           AND r.id IN (SELECT run_id FROM migration_api_fold_batch WHERE run_id IS NOT NULL)) x
+ WHERE last_step_at IS NOT NULL
+ ORDER BY id
+    ON CONFLICT (run_id) DO UPDATE SET last_step_at = EXCLUDED.last_step_at;
+
 -- name: rebuild
 -- In one REPEATABLE READ transaction: the log rows this snapshot covers go, the roll-ups are
 -- computed from the base rows of the same snapshot. Log rows committed later stay for the next
@@ -214,6 +233,7 @@ DELETE FROM migration_api_duration_hist_all;
 DELETE FROM migration_api_duration_bins_hour;
 DELETE FROM migration_api_duration_bins_day;
 DELETE FROM migration_api_error_counts_day;
+DELETE FROM migration_api_run_activity;
 CREATE TEMP VIEW migration_api_finite_runs AS
     SELECT created_at, status, record_type, success, error_message,
            CASE WHEN total_duration > '-Infinity'::float8 AND total_duration < 'Infinity'::float8
@@ -265,3 +285,9 @@ INSERT INTO migration_api_error_counts_day (bucket, fingerprint, record_type, n,
                min(created_at), max(created_at)
           FROM migration_api_finite_runs WHERE status = 'failed' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
 DROP VIEW migration_api_finite_runs;
+INSERT INTO migration_api_run_activity (run_id, last_step_at)
+SELECT id, last_step_at
+  FROM (SELECT r.id, greatest((SELECT max(created_at) FROM workflow_states WHERE run_id = r.id),
+                              (SELECT max(created_at) FROM workflow_checkpoints WHERE run_id = r.id)) AS last_step_at
+          FROM migration_runs r WHERE r.status = 'running') x
+ WHERE last_step_at IS NOT NULL;

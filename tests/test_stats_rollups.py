@@ -20,6 +20,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from app import create_app
+from changelog.folder import FOLD_LOCK_KEY
 from tests.conftest import make_settings, run_body, wait_folded
 from tests.server_state import login_role, public_create_revoked
 from tests.stats_bruteforce import (
@@ -127,6 +128,8 @@ def assert_rollups_agree(db: psycopg.Connection[Any]) -> None:
         assert got == want[table], (
             f"{table}: extra {sorted(got - want[table])[:3]}, missing {sorted(want[table] - got)[:3]}"
         )
+    activity = {tuple(row) for row in db.execute("SELECT run_id, last_step_at FROM migration_api_run_activity")}
+    assert activity == {tuple(row) for row in db.execute(ACTIVITY_RECOMPUTED)}
 
 
 def test_rollups_agree_with_a_recomputation_after_mixed_writes(
@@ -446,3 +449,66 @@ def test_rollups_stay_exact_under_16_concurrent_engine_connections(
     assert_rollups_agree(db)
     runs = fetch_runs(db)
     assert client.get(f"{API}/stats").json()["total_migrations"] == len(runs)
+
+
+ACTIVITY_RECOMPUTED = """
+    SELECT r.id, max(s.created_at)
+      FROM migration_runs r
+      JOIN (SELECT run_id, created_at FROM workflow_states
+            UNION ALL SELECT run_id, created_at FROM workflow_checkpoints) s ON s.run_id = r.id
+     WHERE r.status = 'running'
+     GROUP BY r.id"""
+
+
+def test_run_activity_is_exact_before_and_after_each_fold(
+    settings: Any, db: psycopg.Connection[Any], database_url: str
+) -> None:
+    """Stuck runs without indexes on the steps' created_at: a step still in the change log counts
+    at once, a folded one from the folder's migration_api_run_activity, which holds each running
+    run's newest step and nothing for finished runs (compared with a recomputation)."""
+    now = datetime.now(UTC)
+    old = now - timedelta(hours=2)
+    revived = insert_run(db, status="running", created_at=old)
+    quiet = insert_run(db, status="running", created_at=old)
+    finishing = insert_run(db, status="running", created_at=old)
+
+    def add_step(table: str, run_id: str, at: datetime) -> None:
+        if table == "workflow_states":
+            db.execute(
+                "INSERT INTO workflow_states (id, run_id, step_name, state_data, created_at, step_order) "
+                "VALUES (%s, %s, 'file_reading', '{}', %s, 1)",
+                (uuid.uuid4(), run_id, at),
+            )
+        else:
+            db.execute(
+                "INSERT INTO workflow_checkpoints (id, run_id, checkpoint_name, state_data, created_at) "
+                "VALUES (%s, %s, 'after_file_reading', '{}', %s)",
+                (uuid.uuid4(), run_id, at),
+            )
+
+    def activity() -> set[tuple[Any, ...]]:
+        return {tuple(r) for r in db.execute("SELECT run_id, last_step_at FROM migration_api_run_activity")}
+
+    with TestClient(app=create_app(settings)) as client:
+        wait_folded(db)
+        assert client.get(f"{API}/stats").json()["stuck"] == 3
+        with psycopg.connect(database_url, autocommit=True) as holder:
+            # Hold the folder's turn: what the engine writes now stays in the change log.
+            holder.execute("SELECT pg_advisory_lock(%s)", (FOLD_LOCK_KEY,))
+            add_step("workflow_states", revived, now - timedelta(minutes=1))
+            add_step("workflow_checkpoints", finishing, now - timedelta(minutes=2))
+            add_step("workflow_states", quiet, now - timedelta(hours=1))  # too old to count
+            assert db.execute("SELECT count(*) FROM migration_api_changes WHERE s = 0").fetchone() == (3,)
+            assert client.get(f"{API}/stats").json()["stuck"] == 1
+            holder.execute("SELECT pg_advisory_unlock(%s)", (FOLD_LOCK_KEY,))
+        wait_folded(db)
+        assert activity() == {tuple(r) for r in db.execute(ACTIVITY_RECOMPUTED)}
+        assert {row[0] for row in activity()} == {uuid.UUID(revived), uuid.UUID(quiet), uuid.UUID(finishing)}
+        assert client.get(f"{API}/stats").json()["stuck"] == 1
+
+        db.execute("UPDATE migration_runs SET status = 'completed', success = true WHERE id = %s", (finishing,))
+        db.execute("DELETE FROM migration_runs WHERE id = %s", (quiet,))
+        wait_folded(db)
+        assert activity() == {tuple(r) for r in db.execute(ACTIVITY_RECOMPUTED)}
+        assert {row[0] for row in activity()} == {uuid.UUID(revived)}
+        assert client.get(f"{API}/stats").json()["stuck"] == 0
