@@ -39,8 +39,8 @@ FOLD_INTERVAL: Final = 0.2
 # has a fixed cost of some 35 statements however few rows it takes, and rows of one hour and status
 # fold into one roll-up row whatever their number. The wait is twice the last cycle's duration
 # (a fold of 10 ms on an idle server: 0.2 s; one of 200 ms while 16 engine connections write:
-# 0.4 s), so a direct engine write still shows within FOLD_INTERVAL_MAX plus one fold, under 1 s.
-FOLD_INTERVAL_MAX: Final = 0.5
+# the most), so a direct engine write still shows within FOLD_INTERVAL_MAX plus one fold, under 1 s.
+FOLD_INTERVAL_MAX: Final = 0.4
 BATCH_ROWS: Final = 20_000
 # After marking the derived data stale, wait this long before rebuilding, so that every process
 # has seen it (they look every FOLD_INTERVAL) and reads the base tables instead.
