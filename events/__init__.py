@@ -4,8 +4,9 @@ Where events come from: the engines' triggers log what each statement did (schem
 the change-log folder (changelog/) turns each batch into rows of `migration_api_events`, numbered
 by a sequence in commit order, and announces the newest id with `NOTIFY migration_api_events`
 (in its own transaction, never an engine's), as `schema:id`: the channel is the database's, so
-the services of other schemas hear it too and must not take another sequence's ids for theirs. The service's own writes fold at once, so their
-events follow within milliseconds; an engine's direct write within the fold interval (0.2 s).
+the services of other schemas hear it too and must not take another sequence's ids for theirs.
+The service's own writes fold at once, so their events follow within milliseconds; an engine's
+direct write within the fold interval (0.2 s).
 
 Where they go (`Hub`, one per process): one LISTEN connection; on each notice (and every few
 seconds regardless) it reads the events after the last one it saw, encodes each once and hands
