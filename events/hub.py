@@ -109,6 +109,8 @@ class Hub:
         self.pool = pool
         self.queue_size = queue_size
         self.last_id = 0
+        # The schema this process serves: notices naming another one are another service's.
+        self.schema = ""
         self.listening = False
         self.closed = False
         self._subscriptions: set[Subscription] = set()
@@ -158,18 +160,26 @@ class Hub:
                 async with conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     if not started:
+                        self.schema = await self._current_schema()
                         self.last_id = (await self.position())[1]
                         started = True
                     self.listening = True
                     await self._catch_up(check_floor=True)
                     while True:
-                        announced = None
+                        payload = None
                         async for notice in conn.notifies(timeout=POLL_SECONDS, stop_after=1):
-                            announced = int(notice.payload) if notice.payload.isdigit() else None
-                        if announced is not None and not self._subscriptions:
-                            # Nobody to hand events to: note how far they go, read none.
-                            self.last_id = max(self.last_id, announced)
+                            payload = notice.payload
+                        if payload is None:  # a quiet spell: read the table, and check the position
+                            await self._catch_up(check_floor=True)
                             continue
+                        origin, _, newest = payload.rpartition(":")
+                        if origin and origin != self.schema:
+                            continue  # another schema's service in this database: its ids are not ours
+                        if origin and newest.isdigit() and not self._subscriptions:
+                            # Nobody to hand events to: note how far they go, read none.
+                            self.last_id = max(self.last_id, int(newest))
+                            continue
+                        # Ours, or from a version whose notices name no schema: read the table.
                         await self._catch_up()
             except asyncio.CancelledError:
                 raise
@@ -179,16 +189,25 @@ class Hub:
                 self.listening = False
             await asyncio.sleep(RECONNECT_SECONDS)
 
+    async def _current_schema(self) -> str:
+        """The schema whose notices are this hub's (they name it: events/queries.sql)."""
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute("SELECT current_schema()")).fetchone()
+        assert row is not None
+        return str(row[0])
+
     async def _catch_up(self, *, check_floor: bool = False) -> None:
-        if not self._subscriptions:
-            self.last_id = max(self.last_id, (await self.position())[1])
-            return
-        if check_floor:  # after a reconnect: were events pruned meanwhile?
+        if check_floor or not self._subscriptions:
+            # After a reconnect or a quiet spell: were events pruned meanwhile, or is this hub ahead
+            # of the ids handed out (the sequence made anew by a reinstall)? Clients are told to reload.
             floor, newest, sequence = await self.position()
             reason = self.missed_since(self.last_id, floor, newest, sequence)
             if reason is not None:
                 self._fan_out([encode(reset_event(newest, reason))])
                 self.last_id = newest
+            if not self._subscriptions:
+                self.last_id = max(self.last_id, newest)
+                return
         while True:
             page = await self.read_after(self.last_id)
             if page:

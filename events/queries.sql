@@ -7,7 +7,8 @@
 -- The batch's changes as events, in the order they were made: a run created, updated (its new
 -- row) or deleted, a state or checkpoint appended. A run's event keeps the run's status and
 -- record type after the change; a step's has none stored (`after` reads the run's). The batch's
--- highest id is announced to every instance's stream.
+-- highest id is announced to every instance's stream, as `schema:id`: every schema's service in
+-- the database listens on the same channel, and ids of another schema's sequence are not ours.
 WITH made AS (
     INSERT INTO migration_api_events (id, at, run_id, kind, status, record_type, name, step_order)
     SELECT nextval('migration_api_event_ids'), logged_at, run_id, kind, status, record_type, name, step_order
@@ -18,7 +19,7 @@ WITH made AS (
                     OR kind = 'run_deleted')
              ORDER BY logged_at, s) AS changes
     RETURNING id)
-SELECT pg_notify('migration_api_events', max(id)::text) FROM made HAVING count(*) > 0;
+SELECT pg_notify('migration_api_events', current_schema() || ':' || max(id)) FROM made HAVING count(*) > 0;
 
 -- name: reset
 -- After a rebuild: what the log held is gone unstreamed, so a `reset` event tells every client
@@ -28,7 +29,7 @@ WITH made AS (
     VALUES (nextval('migration_api_event_ids'), clock_timestamp(), 'reset', %(reason)s)
     RETURNING id)
 UPDATE migration_api_machinery SET events_floor = greatest(events_floor, (SELECT id - 1 FROM made))
-RETURNING pg_notify('migration_api_events', (events_floor + 1)::text);
+RETURNING pg_notify('migration_api_events', current_schema() || ':' || (events_floor + 1));
 
 -- name: prune
 -- Events older than the retention go: of the %(limit)s oldest ids, those past it, in one short

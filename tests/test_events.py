@@ -298,6 +298,37 @@ def test_changes_feed_pages_the_same_events(events_server: str, db: psycopg.Conn
     assert [e["id"] for e in only_states["events"]] == [e["id"] for e in got[1:]]
 
 
+def test_notices_of_another_schemas_service_are_not_taken_for_this_ones(
+    events_server: str, db: psycopg.Connection[Any], streams: list[Stream]
+) -> None:
+    """Every schema's service in a database announces its events on the same channel: a service
+    of another schema (its ids far ahead of ours), or of an older version (which names no schema),
+    must not move this one's position past its own events, or its streams would skip them."""
+    deadline = time.monotonic() + 5
+    while health(events_server)["events"]["clients"] != 0:  # with no stream open, it reads no events
+        assert time.monotonic() < deadline, "earlier streams are still counted"
+        time.sleep(0.05)
+    ahead = 2**62
+    db.execute("SELECT pg_notify('migration_api_events', %s)", (f"another_schema:{ahead}",))
+    db.execute("SELECT pg_notify('migration_api_events', %s)", (str(ahead),))
+    run_id = httpx.post(f"{events_server}{API}", json=run_body()).json()["id"]
+    ours = db.execute("SELECT max(id) FROM migration_api_events WHERE run_id = %s", (run_id,)).fetchone()
+    assert ours is not None
+    assert ours[0] is not None
+    # Notices arrive in order: once the hub has seen our own event's, it has seen the others.
+    deadline = time.monotonic() + 5
+    while (last_id := health(events_server)["events"]["last_id"]) < ours[0]:
+        assert time.monotonic() < deadline, last_id
+        time.sleep(0.05)
+    assert last_id < ahead
+    page = httpx.get(f"{events_server}/api/v1/changes", params={"after": last_id}).json()
+    assert page["reset"] is False
+    stream = open_stream(streams, f"{events_server}/api/v1/events")
+    db.execute("UPDATE migration_runs SET status = 'paused' WHERE id = %s", (run_id,))
+    got = stream.wait_for(lambda ms: any(m.get("run_id") == run_id for m in ms))
+    assert [(m["kind"], m["status"]) for m in of_run(got, run_id)] == [("run_updated", "paused")]
+
+
 def test_a_slow_client_is_dropped_and_never_delays_the_others(
     events_server: str, db: psycopg.Connection[Any], streams: list[Stream]
 ) -> None:
