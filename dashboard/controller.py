@@ -23,7 +23,7 @@ from litestar.response import Template
 from auth import READ, requires
 from controllers.common import (
     RunIdPath,
-    parse_run_id,
+    parse_id,
     provide_checkpoints_repo,
     provide_runs_repo,
     provide_states_repo,
@@ -194,7 +194,7 @@ class DashboardController(Controller):
     ) -> Template:
         """One run: its fields, step timeline (with the usual durations) and checkpoints."""
         try:
-            key = parse_run_id(run_id)
+            key = parse_id(run_id)
         except DomainError as exc:
             return _missing(400, "Not a run id", str(exc), run_id)
         run = await runs_repo.get(key)
