@@ -10,12 +10,14 @@ from urllib.parse import urlencode
 import msgspec
 from litestar import Request, Response
 from litestar.datastructures import ResponseHeader, State
+from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, KwargDefinition, PathParameter, QueryParameter
 
 from config import Settings
+from db.unit_of_work import UnitOfWork
 from dto.common import ErrorResponse
 from dto.examples import ERROR_EXAMPLES
 from dto.runs import RunRead, body_etag
@@ -142,20 +144,20 @@ async def provide_settings(state: State) -> Settings:
     return state.settings  # type: ignore[no-any-return]
 
 
-async def provide_runs_repo(state: State) -> RunsRepository:
-    return RunsRepository(state.pool, state.run_cache)
+async def provide_runs_repo(work: NamedDependency[UnitOfWork]) -> RunsRepository:
+    return RunsRepository(work)
 
 
-async def provide_states_repo(state: State) -> StatesRepository:
-    return StatesRepository(state.pool, state.run_cache)
+async def provide_states_repo(work: NamedDependency[UnitOfWork]) -> StatesRepository:
+    return StatesRepository(work)
 
 
-async def provide_checkpoints_repo(state: State) -> CheckpointsRepository:
-    return CheckpointsRepository(state.pool)
+async def provide_checkpoints_repo(work: NamedDependency[UnitOfWork]) -> CheckpointsRepository:
+    return CheckpointsRepository(work)
 
 
-async def provide_idempotency(state: State) -> IdempotencyStore:
-    return IdempotencyStore(state.pool, state.settings.idempotency_ttl_hours * 3600)
+async def provide_idempotency(state: State, work: NamedDependency[UnitOfWork]) -> IdempotencyStore:
+    return IdempotencyStore(work, state.settings.idempotency_ttl_hours * 3600)
 
 
 def stored_response(done: StoredResponse[T]) -> Response[T]:

@@ -156,8 +156,8 @@ class RunsController(Controller):
         """Store a new run; 201 with its URL in `Location`. Honours `Idempotency-Key`."""
         columns = lifecycle.plan_create(data.columns(), datetime.now(UTC))
 
-        async def create(conn: Any) -> StoredResponse[RunRead]:
-            run = await runs_repo.create(columns, conn)
+        async def create() -> StoredResponse[RunRead]:
+            run = await runs_repo.create(columns)
             return StoredResponse(201, run, {"Location": run_location(run.id), "ETag": run_etag(run)})
 
         scope = write_scope(request)

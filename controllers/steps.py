@@ -12,7 +12,6 @@ from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, JSONBody, PathParameter, QueryParameter
-from psycopg import AsyncConnection
 
 import run_rules
 from auth import READ, WRITE, requires
@@ -188,6 +187,7 @@ class StepsController(Controller):
         self,
         request: Request[Any, Any, Any],
         settings: NamedDependency[Settings],
+        runs_repo: NamedDependency[RunsRepository],
         states_repo: NamedDependency[StatesRepository],
         idempotency: NamedDependency[IdempotencyStore],
         run_id: RunIdPath,
@@ -202,12 +202,12 @@ class StepsController(Controller):
         run_uuid = parse_id(run_id)
         _check_size(settings, len(await request.body()), "the state")
 
-        async def insert(conn: AsyncConnection[Any]) -> tuple[StateRead, str]:
-            [state] = await states_repo.insert_many(conn, run_uuid, await _number_steps(conn, run_uuid, [data]))
+        async def insert() -> tuple[StateRead, str]:
+            [state] = await states_repo.insert_many(run_uuid, await _number_steps(states_repo, run_uuid, [data]))
             return state, f"{run_location(run_uuid)}/states/{state.id}"
 
         append = _Append(run_uuid, late, "a step state", idempotency_key)
-        return await append.run(request, idempotency, data, insert, StateRead)
+        return await append.run(request, runs_repo, idempotency, data, insert, StateRead)
 
     @post(
         "/states/batch",
@@ -225,6 +225,7 @@ class StepsController(Controller):
         self,
         request: Request[Any, Any, Any],
         settings: NamedDependency[Settings],
+        runs_repo: NamedDependency[RunsRepository],
         states_repo: NamedDependency[StatesRepository],
         idempotency: NamedDependency[IdempotencyStore],
         run_id: RunIdPath,
@@ -239,12 +240,12 @@ class StepsController(Controller):
         run_uuid = parse_id(run_id)
         _check_batch(settings, data, "state")
 
-        async def insert(conn: AsyncConnection[Any]) -> tuple[list[StateRead], str]:
-            states = await states_repo.insert_many(conn, run_uuid, await _number_steps(conn, run_uuid, data))
+        async def insert() -> tuple[list[StateRead], str]:
+            states = await states_repo.insert_many(run_uuid, await _number_steps(states_repo, run_uuid, data))
             return states, f"{run_location(run_uuid)}/states"
 
         append = _Append(run_uuid, late, "step states", idempotency_key)
-        return await append.run(request, idempotency, data, insert, list[StateRead])
+        return await append.run(request, runs_repo, idempotency, data, insert, list[StateRead])
 
     @get(
         "/checkpoints",
@@ -330,6 +331,7 @@ class StepsController(Controller):
         self,
         request: Request[Any, Any, Any],
         settings: NamedDependency[Settings],
+        runs_repo: NamedDependency[RunsRepository],
         checkpoints_repo: NamedDependency[CheckpointsRepository],
         idempotency: NamedDependency[IdempotencyStore],
         run_id: RunIdPath,
@@ -341,12 +343,12 @@ class StepsController(Controller):
         run_uuid = parse_id(run_id)
         _check_size(settings, len(await request.body()), "the checkpoint")
 
-        async def insert(conn: AsyncConnection[Any]) -> tuple[CheckpointRead, str]:
-            [checkpoint] = await checkpoints_repo.insert_many(conn, run_uuid, [data])
+        async def insert() -> tuple[CheckpointRead, str]:
+            [checkpoint] = await checkpoints_repo.insert_many(run_uuid, [data])
             return checkpoint, f"{run_location(run_uuid)}/checkpoints/{checkpoint.id}"
 
         append = _Append(run_uuid, late, "a checkpoint", idempotency_key)
-        return await append.run(request, idempotency, data, insert, CheckpointRead)
+        return await append.run(request, runs_repo, idempotency, data, insert, CheckpointRead)
 
     @post(
         "/checkpoints/batch",
@@ -363,6 +365,7 @@ class StepsController(Controller):
         self,
         request: Request[Any, Any, Any],
         settings: NamedDependency[Settings],
+        runs_repo: NamedDependency[RunsRepository],
         checkpoints_repo: NamedDependency[CheckpointsRepository],
         idempotency: NamedDependency[IdempotencyStore],
         run_id: RunIdPath,
@@ -374,12 +377,12 @@ class StepsController(Controller):
         run_uuid = parse_id(run_id)
         _check_batch(settings, data, "checkpoint")
 
-        async def insert(conn: AsyncConnection[Any]) -> tuple[list[CheckpointRead], str]:
-            checkpoints = await checkpoints_repo.insert_many(conn, run_uuid, data)
+        async def insert() -> tuple[list[CheckpointRead], str]:
+            checkpoints = await checkpoints_repo.insert_many(run_uuid, data)
             return checkpoints, f"{run_location(run_uuid)}/checkpoints"
 
         append = _Append(run_uuid, late, "checkpoints", idempotency_key)
-        return await append.run(request, idempotency, data, insert, list[CheckpointRead])
+        return await append.run(request, runs_repo, idempotency, data, insert, list[CheckpointRead])
 
 
 B = TypeVar("B")
@@ -398,17 +401,18 @@ class _Append:
     async def run(
         self,
         request: Request[Any, Any, Any],
+        runs_repo: RunsRepository,
         idempotency: IdempotencyStore,
         data: object,
-        insert: Callable[[AsyncConnection[Any]], Awaitable[tuple[B, str]]],
+        insert: Callable[[], Awaitable[tuple[B, str]]],
         body_type: type[B],
     ) -> Response[B]:
-        async def action(conn: AsyncConnection[Any]) -> StoredResponse[B]:
-            locked = await RunsRepository.lock(conn, self.run_id)
+        async def action() -> StoredResponse[B]:
+            locked = await runs_repo.lock(self.run_id)
             if locked is None:
                 raise RunNotFound(self.run_id)
             run_rules.check_append(self.run_id, locked.run.status, self.late, self.what)
-            body, location = await insert(conn)
+            body, location = await insert()
             return StoredResponse(201, body, {"Location": location})
 
         scope = write_scope(request)
@@ -441,12 +445,12 @@ def _check_batch(settings: Settings, items: Sequence[Any], what: str) -> None:
 
 
 async def _number_steps(
-    conn: AsyncConnection[Any], run_uuid: uuid.UUID, states: Sequence[StateCreate]
+    states_repo: StatesRepository, run_uuid: uuid.UUID, states: Sequence[StateCreate]
 ) -> list[tuple[StateCreate, int]]:
     """Each state with its step_order (run_rules.number_steps), from what the run has stored."""
     given = run_rules.requested_step_orders(states)
-    taken = await StatesRepository.taken_step_orders(conn, run_uuid, given) if given else []
+    taken = await states_repo.taken_step_orders(run_uuid, given) if given else []
     highest = 0
     if len(given) < len(states) and not taken:
-        highest = await StatesRepository.next_step_order(conn, run_uuid) - 1
+        highest = await states_repo.next_step_order(run_uuid) - 1
     return run_rules.number_steps(run_uuid, states, taken, highest)

@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
 
 import msgspec
-from psycopg import AsyncConnection
 from psycopg import errors as pg
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
+from db.unit_of_work import UnitOfWork
 from errors import IdempotencyKeyReused, IdempotencyUnavailable
 
 T = TypeVar("T")
@@ -64,8 +63,8 @@ def request_hash(scope: str, query: str, body: Any) -> str:
 
 
 class IdempotencyStore:
-    def __init__(self, pool: AsyncConnectionPool, ttl_seconds: float) -> None:
-        self.pool = pool
+    def __init__(self, work: UnitOfWork, ttl_seconds: float) -> None:
+        self.work = work
         self.ttl_seconds = ttl_seconds
 
     async def once(
@@ -73,19 +72,19 @@ class IdempotencyStore:
         key: str | None,
         scope: str,
         fingerprint: str,
-        action: Callable[[AsyncConnection[Any]], Awaitable[StoredResponse[T]]],
+        action: Callable[[], Awaitable[StoredResponse[T]]],
         body_type: type[T],
     ) -> StoredResponse[T]:
-        """Run `action` in a transaction; with a key, at most once per (scope, key) until it expires.
+        """Run `action` in the request's transaction; with a key, at most once per (scope, key) until it expires.
 
         A retry with the same key and fingerprint gets the stored outcome (`replayed=True`); the same
         key with another fingerprint is IdempotencyKeyReused. Without the table (a database user that
         may not create it) a keyed request is IdempotencyUnavailable rather than a silently
         unprotected write.
         """
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.work.transaction() as conn:
             if key is None:
-                return await action(conn)
+                return await action()
             params = {"key": key, "scope": scope, "lock_class": LOCK_CLASS}
             await conn.execute(LOCK_KEY, params)
             try:
@@ -101,7 +100,7 @@ class IdempotencyStore:
             if stored is not None:
                 return self._replay(stored, fingerprint, key, body_type)
             await conn.execute(DELETE_KEY, params)  # an expired entry of this key, if any
-            done = await action(conn)
+            done = await action()
             await conn.execute(
                 INSERT_KEY,
                 {
