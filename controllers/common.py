@@ -1,4 +1,12 @@
-"""Pieces every controller uses: dependency providers, path parsing, documented error responses."""
+"""What the controllers share, kept together so that each controller module holds only its routes:
+
+- the dependency providers of the repositories (each on the request's unit of work);
+- the documented headers and parameters more than one resource takes (run id, Idempotency-Key,
+  If-Match / If-None-Match, late, force) and the OpenAPI entries of the error responses;
+- parsing of ids and timestamps into a 400 that names the parameter (`parse_id`, `parse_timestamp`);
+- ETags, `Location` and `Link` values, and the response of a stored (idempotent) write;
+- `check_input`, the app-level check of query parameters and JSON bodies.
+"""
 
 from __future__ import annotations
 

@@ -132,10 +132,10 @@ class EventsController(Controller):
         kind: Filter = None,
     ) -> ServerSentEvent:
         """The run's changes: updates, states and checkpoints appended, its deletion."""
-        rid = parse_id(run_id)
-        if not await runs_repo.exists(rid):
+        run_uuid = parse_id(run_id)
+        if not await runs_repo.exists(run_uuid):
             raise RunNotFound(run_id)
-        return _stream(state, hub, _filter(rid, None, None, kind), last_event_id)
+        return _stream(state, hub, _filter(run_uuid, None, None, kind), last_event_id)
 
     @get(
         "/changes",

@@ -38,7 +38,7 @@ from controllers.run_queries import (
     SEARCH_DESCRIPTION,
     CountMode,
     CountParam,
-    RunListing,
+    RunListRequest,
     page_response,
     provide_run_listing,
 )
@@ -71,7 +71,7 @@ class RunsController(Controller):
     async def list_runs(
         self,
         request: Request[Any, Any, Any],
-        listing: NamedDependency[RunListing],
+        listing: NamedDependency[RunListRequest],
         count: CountParam = CountMode.NONE,
     ) -> Response[list[RunRead]]:
         """Runs in `sort` order (default newest first, ties by id), filtered; a JSON array of runs."""
@@ -93,7 +93,7 @@ class RunsController(Controller):
     async def search_runs(
         self,
         request: Request[Any, Any, Any],
-        listing: NamedDependency[RunListing],
+        listing: NamedDependency[RunListRequest],
         q: SearchTerm = None,
         count: CountParam = CountMode.NONE,
     ) -> Response[list[RunRead]]:

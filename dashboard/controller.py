@@ -28,7 +28,7 @@ from controllers.common import (
     provide_runs_repo,
     provide_states_repo,
 )
-from controllers.run_queries import RunListing, provide_run_listing
+from controllers.run_queries import RunListRequest, provide_run_listing
 from controllers.stats import history_window, provide_stats_repository
 from controllers.timeline import provide_timeline_repo
 from dashboard.charts import STATUS_ORDER, Chart, history_chart, status_rank
@@ -122,7 +122,7 @@ async def load_runs(
         if q is not None and any(ord(ch) < 32 for ch in q):
             raise DomainError("q must not contain control characters")
         # The list endpoint's own parsing and checks (a plain function under Litestar's DI).
-        listing: RunListing = await provide_run_listing(
+        listing: RunListRequest = await provide_run_listing(
             runs_repo, status=status, record_type=record_type, limit=PAGE_SIZE, cursor=cursor
         )
         listing.query.q = q
