@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -17,8 +15,8 @@ import anyio.to_thread
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.types import Message, Scope
 from psycopg_pool import AsyncConnectionPool
 
 from auth import SECURITY_SCHEME, KeyRing, auth_middleware, require_scope
@@ -42,6 +40,7 @@ from db.outage import Gate, heartbeat
 from db.pool import check_pooled_schema, create_pool
 from db.reach import DatabaseUnreachable, check_database, target
 from db.schema import ensure_schema, repair_schema
+from db.unit_of_work import provide_unit_of_work
 from docs_site import StrictStructSchemaPlugin, mark_optional_bodies, openapi_config, static_routers
 from errors import EXCEPTION_HANDLERS
 from events import Hub, end_streams_on_signals
@@ -188,24 +187,6 @@ async def _change_log_installed(pool: AsyncConnectionPool) -> bool:
         return bool(row and row[0])
 
 
-async def forget_written_run(message: Message, scope: Scope) -> None:
-    """As a write under /api/v1/migrations starts its response (its transaction has committed),
-    fold the change log (statistics and search then include the write, and every process drops
-    the runs it touched), and drop the run from this process's cache at once, so that the writer
-    reads its own write."""
-    if message["type"] != "http.response.start" or scope.get("method") in {"GET", "HEAD", "OPTIONS"}:
-        return
-    state = scope["litestar_app"].state
-    cache: RunCache | None = state.run_cache
-    parts = scope["path"].split("/")
-    if cache is not None and len(parts) > 4:
-        with contextlib.suppress(ValueError):
-            cache.invalidate([uuid.UUID(parts[4])])
-    folder: Folder | None = state.folder
-    if folder is not None and message["status"] < 400:
-        await folder.fold_now()
-
-
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the application; reads the environment only when no settings are given."""
     settings = settings or load_settings()
@@ -239,7 +220,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_startup=[mark_optional_bodies],
         state=_initial_state(settings),
         exception_handlers=EXCEPTION_HANDLERS,
-        before_send=[forget_written_run],
+        dependencies={"work": Provide(provide_unit_of_work)},
         template_config=template_config(),
         before_request=check_input,
         middleware=middleware,

@@ -1,5 +1,9 @@
 """The one place where exceptions become HTTP responses.
 
+Domain errors (raised by lifecycle.py, run_rules.py, the repositories and the controllers) name
+what went wrong; each class below carries the HTTP status it maps to, and nothing outside this
+module chooses a status for them.
+
 Database refusals of a write (constraints the engines' schema carries) are the client's 409/422,
 an unreachable or slow database is 503, anything else is 500; none of them carries a traceback
 and every 5xx is logged with the request's method and path.
@@ -33,6 +37,17 @@ class DomainError(Exception):
         self.headers = headers or {}
 
 
+class NotFound(DomainError):
+    status_code = 404
+
+
+class RunNotFound(NotFound):
+    """No run with this id: the one wording of that 404."""
+
+    def __init__(self, run_id: object) -> None:
+        super().__init__(f"migration run {run_id} not found")
+
+
 class Conflict(DomainError):
     status_code = 409
 
@@ -51,6 +66,14 @@ class PayloadTooLarge(DomainError):
 
 class ServiceUnavailable(DomainError):
     status_code = 503
+
+
+class IdempotencyKeyReused(Unprocessable):
+    """An `Idempotency-Key` sent again with another request: the client's error."""
+
+
+class IdempotencyUnavailable(ServiceUnavailable):
+    """Keys cannot be stored (the table is missing or not writable): refuse rather than write unprotected."""
 
 
 def _body(status_code: int, detail: str, extra: Any = None) -> dict[str, Any]:

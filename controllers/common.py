@@ -1,28 +1,41 @@
-"""Pieces every controller uses: dependency providers, path parsing, documented error responses."""
+"""What the controllers share, kept together so that each controller module holds only its routes:
+
+- the dependency providers of the repositories (each on the request's unit of work);
+- the documented headers and parameters more than one resource takes (run id, Idempotency-Key,
+  If-Match / If-None-Match, late, force) and the OpenAPI entries of the error responses;
+- parsing of ids and timestamps into a 400 that names the parameter (`parse_id`, `parse_timestamp`);
+- ETags, `Location` and `Link` values, and the response of a stored (idempotent) write;
+- `check_input`, the app-level check of query parameters and JSON bodies.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Final, TypeVar
 from urllib.parse import urlencode
 
 import msgspec
-from litestar import Request
+from litestar import Request, Response
 from litestar.datastructures import ResponseHeader, State
+from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, KwargDefinition, PathParameter, QueryParameter
 
+from config import Settings
+from db.unit_of_work import UnitOfWork
 from dto.common import ErrorResponse
 from dto.examples import ERROR_EXAMPLES
 from dto.runs import RunRead, body_etag
 from errors import DomainError, PreconditionFailed
 from repositories.checkpoints import CheckpointsRepository
-from repositories.idempotency import REPLAYED_HEADER, IdempotencyStore
+from repositories.idempotency import IdempotencyStore, StoredResponse
 from repositories.runs import RunsRepository
 from repositories.states import StatesRepository
+
+T = TypeVar("T")
 
 RunIdPath = Annotated[
     str,
@@ -74,6 +87,7 @@ ETAG_HEADER = ResponseHeader(
     description="Version of the run (a hash of all its fields); send it back in `If-Match` / `If-None-Match`",
     documentation_only=True,
 )
+REPLAYED_HEADER: Final = "Idempotency-Replayed"
 REPLAYED_RESPONSE_HEADER = ResponseHeader(
     name=REPLAYED_HEADER,
     description="`true` when this is the stored response to an earlier request with the same `Idempotency-Key`",
@@ -126,28 +140,38 @@ def error_responses(*codes: int) -> dict[int, ResponseSpec]:
     }
 
 
-def parse_run_id(raw: str) -> uuid.UUID:
-    """The path's run id as a UUID, or a 400 that names the parameter."""
+def parse_id(raw: str, name: str = "run_id") -> uuid.UUID:
+    """A path or query parameter's id as a UUID, or a 400 that names the parameter."""
     try:
         return uuid.UUID(raw)
     except ValueError:
-        raise DomainError(f"run_id must be a UUID, got {raw!r}") from None
+        raise DomainError(f"{name} must be a UUID, got {raw!r}") from None
 
 
-async def provide_runs_repo(state: State) -> RunsRepository:
-    return RunsRepository(state.pool, state.run_cache)
+async def provide_settings(state: State) -> Settings:
+    return state.settings  # type: ignore[no-any-return]
 
 
-async def provide_states_repo(state: State) -> StatesRepository:
-    return StatesRepository(state.pool, state.run_cache)
+async def provide_runs_repo(work: NamedDependency[UnitOfWork]) -> RunsRepository:
+    return RunsRepository(work)
 
 
-async def provide_checkpoints_repo(state: State) -> CheckpointsRepository:
-    return CheckpointsRepository(state.pool)
+async def provide_states_repo(work: NamedDependency[UnitOfWork]) -> StatesRepository:
+    return StatesRepository(work)
 
 
-async def provide_idempotency(state: State) -> IdempotencyStore:
-    return IdempotencyStore(state.pool, state.settings.idempotency_ttl_hours * 3600)
+async def provide_checkpoints_repo(work: NamedDependency[UnitOfWork]) -> CheckpointsRepository:
+    return CheckpointsRepository(work)
+
+
+async def provide_idempotency(state: State, work: NamedDependency[UnitOfWork]) -> IdempotencyStore:
+    return IdempotencyStore(work, state.settings.idempotency_ttl_hours * 3600)
+
+
+def stored_response(done: StoredResponse[T]) -> Response[T]:
+    """The response of an idempotent write, marked when it is the stored copy of an earlier one."""
+    headers = {**done.headers, REPLAYED_HEADER: "true"} if done.replayed else done.headers
+    return Response(done.body, status_code=done.status_code, headers=headers)
 
 
 def write_scope(request: Request[Any, Any, Any]) -> str:

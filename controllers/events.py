@@ -8,17 +8,16 @@ from typing import Annotated
 from litestar import Controller, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotFoundException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
 
 from auth import READ, requires
-from controllers.common import RunIdPath, error_responses, parse_run_id, provide_runs_repo
+from controllers.common import RunIdPath, error_responses, parse_id, provide_runs_repo
 from dto.events import ChangesPage, Event, EventKind
 from dto.examples import EVENT_STREAM_EXAMPLE
-from errors import DomainError, ServiceUnavailable
+from errors import DomainError, RunNotFound, ServiceUnavailable
 from events import EventFilter, Hub, stream
 from events.hub import PAGE
 from repositories.runs import RunsRepository
@@ -133,10 +132,10 @@ class EventsController(Controller):
         kind: Filter = None,
     ) -> ServerSentEvent:
         """The run's changes: updates, states and checkpoints appended, its deletion."""
-        rid = parse_run_id(run_id)
-        if not await runs_repo.exists(rid):
-            raise NotFoundException(detail=f"migration run {run_id} not found")
-        return _stream(state, hub, _filter(rid, None, None, kind), last_event_id)
+        run_uuid = parse_id(run_id)
+        if not await runs_repo.exists(run_uuid):
+            raise RunNotFound(run_id)
+        return _stream(state, hub, _filter(run_uuid, None, None, kind), last_event_id)
 
     @get(
         "/changes",

@@ -45,8 +45,8 @@ def _check_range(low: Any, high: Any, low_name: str, high_name: str) -> None:
         raise DomainError(f"{low_name} must not be later/greater than {high_name}")
 
 
-class RunListing:
-    """One list or search request: its parsed query and the repository that answers it.
+class RunListRequest:
+    """One list or search request: its parsed query (`RunQuery`) and the repository that answers it.
 
     (The query provider takes the repository as a sub-dependency so that Litestar resolves the
     two one after the other; two independent dependencies would cost a task group per request.)
@@ -115,7 +115,7 @@ async def provide_run_listing(
             max_length=2000,
         ),
     ] = None,
-) -> RunListing:
+) -> RunListRequest:
     try:
         query = RunQuery(
             statuses=_many(status, "status", 50),
@@ -141,7 +141,7 @@ async def provide_run_listing(
     _check_range(query.updated_after, query.updated_before, "updated_after", "updated_before")
     _check_range(query.completed_after, query.completed_before, "completed_after", "completed_before")
     _check_range(min_duration, max_duration, "min_duration", "max_duration")
-    return RunListing(runs_repo, query)
+    return RunListRequest(runs_repo, query)
 
 
 CountParam = Annotated[
@@ -175,7 +175,7 @@ PAGING_HEADERS = [
 
 
 async def page_response(
-    request: Request[Any, Any, Any], listing: RunListing, count: CountMode
+    request: Request[Any, Any, Any], listing: RunListRequest, count: CountMode
 ) -> Response[list[RunRead]]:
     """Fetch the page (and the count if asked) and answer with the paging headers."""
     repo, query = listing.repo, listing.query

@@ -8,10 +8,10 @@ from typing import Annotated, Any, cast
 from litestar import Controller, MediaType, Request, Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, QueryParameter
 
 import lifecycle
+import run_rules
 from auth import ADMIN, READ, WRITE, requires
 from controllers.common import (
     ETAG_HEADER,
@@ -24,12 +24,13 @@ from controllers.common import (
     RunIdPath,
     error_responses,
     etag_matches,
-    parse_run_id,
+    parse_id,
     provide_idempotency,
     provide_runs_repo,
     require_if_match,
     run_etag,
     run_location,
+    stored_response,
     write_scope,
 )
 from controllers.run_queries import (
@@ -37,13 +38,13 @@ from controllers.run_queries import (
     SEARCH_DESCRIPTION,
     CountMode,
     CountParam,
-    RunListing,
+    RunListRequest,
     page_response,
     provide_run_listing,
 )
 from dto.runs import CancelRequest, RunCreate, RunRead, RunUpdate
-from errors import Conflict, DomainError
-from repositories.idempotency import IdempotencyStore, Outcome, request_hash
+from errors import DomainError, RunNotFound
+from repositories.idempotency import IdempotencyStore, StoredResponse, request_hash
 from repositories.runs import LockedRun, RunsRepository
 
 SearchTerm = Annotated[str | None, QueryParameter(description=SEARCH_DESCRIPTION, min_length=1, max_length=200)]
@@ -70,7 +71,7 @@ class RunsController(Controller):
     async def list_runs(
         self,
         request: Request[Any, Any, Any],
-        listing: NamedDependency[RunListing],
+        listing: NamedDependency[RunListRequest],
         count: CountParam = CountMode.NONE,
     ) -> Response[list[RunRead]]:
         """Runs in `sort` order (default newest first, ties by id), filtered; a JSON array of runs."""
@@ -92,7 +93,7 @@ class RunsController(Controller):
     async def search_runs(
         self,
         request: Request[Any, Any, Any],
-        listing: NamedDependency[RunListing],
+        listing: NamedDependency[RunListRequest],
         q: SearchTerm = None,
         count: CountParam = CountMode.NONE,
     ) -> Response[list[RunRead]]:
@@ -120,9 +121,9 @@ class RunsController(Controller):
         if_none_match: IfNoneMatchHeader = None,
     ) -> Response[RunRead]:
         """The run with this id, with its `ETag`; 304 when `If-None-Match` names it."""
-        found = await runs_repo.get_encoded(parse_run_id(run_id))
+        found = await runs_repo.get_encoded(parse_id(run_id))
         if found is None:
-            raise NotFoundException(detail=f"migration run {run_id} not found")
+            raise RunNotFound(run_id)
         body, tag = found
         if if_none_match is not None and etag_matches(if_none_match, tag):
             return cast("Response[RunRead]", Response(b"", status_code=304, headers={"ETag": tag}))
@@ -155,14 +156,13 @@ class RunsController(Controller):
         """Store a new run; 201 with its URL in `Location`. Honours `Idempotency-Key`."""
         columns = lifecycle.plan_create(data.columns(), datetime.now(UTC))
 
-        async def create(conn: Any) -> Outcome[RunRead]:
-            run = await runs_repo.create(columns, conn)
-            return Outcome(201, run, {"Location": run_location(run.id), "ETag": run_etag(run)})
+        async def create() -> StoredResponse[RunRead]:
+            run = await runs_repo.create(columns)
+            return StoredResponse(201, run, {"Location": run_location(run.id), "ETag": run_etag(run)})
 
         scope = write_scope(request)
         fingerprint = request_hash(scope, request.url.query, data)
-        done = await idempotency.once(idempotency_key, scope, fingerprint, create, RunRead)
-        return Response(done.body, status_code=done.status_code, headers=done.headers)
+        return stored_response(await idempotency.once(idempotency_key, scope, fingerprint, create, RunRead))
 
     @patch(
         "/{run_id:str}",
@@ -184,7 +184,7 @@ class RunsController(Controller):
         if_match: IfMatchHeader = None,
     ) -> Response[RunRead]:
         """Change only the fields sent; a `status` change follows the lifecycle (409 otherwise)."""
-        async with runs_repo.locked(parse_run_id(run_id)) as locked:
+        async with runs_repo.locked(parse_id(run_id)) as locked:
             current = _found(locked, run_id)
             require_if_match(if_match, current.run)
             changes = lifecycle.plan_update(current.run.status, current.run.created_at, data.changes(), current.now)
@@ -212,7 +212,7 @@ class RunsController(Controller):
         if_match: IfMatchHeader = None,
     ) -> Response[RunRead]:
         """Move the run to 'cancelled' (an optional `reason` goes to `error_message`); a no-op if it already is."""
-        async with runs_repo.locked(parse_run_id(run_id)) as locked:
+        async with runs_repo.locked(parse_id(run_id)) as locked:
             current = _found(locked, run_id)
             require_if_match(if_match, current.run)
             run = current.run
@@ -242,19 +242,14 @@ class RunsController(Controller):
 
         A running or paused run is deleted only with `force=true` (409 otherwise).
         """
-        async with runs_repo.locked(parse_run_id(run_id)) as locked:
+        async with runs_repo.locked(parse_id(run_id)) as locked:
             current = _found(locked, run_id)
             require_if_match(if_match, current.run)
-            status = current.run.status
-            if status in (lifecycle.RUNNING, lifecycle.PAUSED) and not force:
-                raise Conflict(
-                    f"run {run_id} is '{status}': an engine may still be writing to it; "
-                    "cancel it first, or pass force=true to delete it anyway"
-                )
+            run_rules.check_delete(run_id, current.run.status, force)
             await current.delete()
 
 
 def _found(locked: LockedRun | None, run_id: str) -> LockedRun:
     if locked is None:
-        raise NotFoundException(detail=f"migration run {run_id} not found")
+        raise RunNotFound(run_id)
     return locked

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections import Counter
-from collections.abc import Sequence
-from typing import Annotated, Any, cast
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any, TypeVar, cast
 
 import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import NotFoundException
 from litestar.params import Body, JSONBody, PathParameter, QueryParameter
-from psycopg import AsyncConnection
 
-import lifecycle
+import run_rules
 from auth import READ, WRITE, requires
+from config import Settings
 from controllers.common import (
     REPLAYED_RESPONSE_HEADER,
     IdempotencyKeyHeader,
@@ -25,12 +23,14 @@ from controllers.common import (
     RunIdPath,
     error_responses,
     next_link,
-    parse_run_id,
+    parse_id,
     provide_checkpoints_repo,
     provide_idempotency,
     provide_runs_repo,
+    provide_settings,
     provide_states_repo,
     run_location,
+    stored_response,
     write_scope,
 )
 from dto.steps import (
@@ -43,9 +43,9 @@ from dto.steps import (
     StateRead,
 )
 from dto.validation import NUL_FREE_PATTERN
-from errors import Conflict, DomainError, PayloadTooLarge
+from errors import DomainError, NotFound, PayloadTooLarge, RunNotFound
 from repositories.checkpoints import CheckpointsRepository
-from repositories.idempotency import IdempotencyStore, Outcome, request_hash
+from repositories.idempotency import IdempotencyStore, StoredResponse, request_hash
 from repositories.paging import DEFAULT_PAGE_ITEMS, MAX_PAGE_BYTES, MAX_PAGE_ITEMS, PageWindow
 from repositories.runs import RunsRepository
 from repositories.states import StatesRepository
@@ -99,6 +99,7 @@ class StepsController(Controller):
         "states_repo": Provide(provide_states_repo),
         "checkpoints_repo": Provide(provide_checkpoints_repo),
         "idempotency": Provide(provide_idempotency),
+        "settings": Provide(provide_settings),
     }
 
     @get(
@@ -126,9 +127,9 @@ class StepsController(Controller):
         A page holds up to `limit` states and stops early once it holds about 16 MiB; when more
         follow, `Link: <…>; rel="next"` gives the URL of the next page.
         """
-        page = await states_repo.page_encoded(parse_run_id(run_id), PageWindow(limit, _cursor(cursor)))
+        page = await states_repo.page_encoded(parse_id(run_id), PageWindow(limit, _cursor(cursor)))
         if page is None:
-            raise NotFoundException(detail=f"migration run {run_id} not found")
+            raise RunNotFound(run_id)
         body, following = page
         headers = {} if following is None else {"Link": next_link(request, str(following))}
         return cast("Response[list[StateRead]]", Response(body, media_type=MediaType.JSON, headers=headers))
@@ -148,10 +149,10 @@ class StepsController(Controller):
         run_id: RunIdPath,
     ) -> StateRead:
         """The state with the highest `step_order` (the newest on ties); 404 when the run has none."""
-        rid = parse_run_id(run_id)
-        state = await states_repo.latest(rid)
+        run_uuid = parse_id(run_id)
+        state = await states_repo.latest(run_uuid)
         if state is None:
-            raise await _missing(runs_repo, rid, run_id, "step states")
+            raise await _missing(runs_repo, run_uuid, run_id, "step states")
         return state
 
     @get(
@@ -166,9 +167,9 @@ class StepsController(Controller):
         self, states_repo: NamedDependency[StatesRepository], run_id: RunIdPath, state_id: ItemIdPath
     ) -> StateRead:
         """The state with this id, if it belongs to this run."""
-        state = await states_repo.get(parse_run_id(run_id), _parse_id("state_id", state_id))
+        state = await states_repo.get(parse_id(run_id), parse_id(state_id, "state_id"))
         if state is None:
-            raise NotFoundException(detail=f"state {state_id} of migration run {run_id} not found")
+            raise NotFound(f"state {state_id} of migration run {run_id} not found")
         return state
 
     @post(
@@ -185,6 +186,8 @@ class StepsController(Controller):
     async def append_state(
         self,
         request: Request[Any, Any, Any],
+        settings: NamedDependency[Settings],
+        runs_repo: NamedDependency[RunsRepository],
         states_repo: NamedDependency[StatesRepository],
         idempotency: NamedDependency[IdempotencyStore],
         run_id: RunIdPath,
@@ -196,15 +199,15 @@ class StepsController(Controller):
 
         A finished run (completed, failed, cancelled) takes it only as a late report (`late=true`).
         """
-        rid = parse_run_id(run_id)
-        _check_size(request, len(await request.body()), "the state")
+        run_uuid = parse_id(run_id)
+        _check_size(settings, len(await request.body()), "the state")
 
-        async def append(conn: AsyncConnection[Any]) -> Outcome[StateRead]:
-            await _lock_open_run(conn, rid, late, "a step state")
-            [state] = await states_repo.insert_many(conn, rid, await _number_steps(conn, rid, [data]))
-            return Outcome(201, state, {"Location": f"{run_location(rid)}/states/{state.id}"})
+        async def insert() -> tuple[StateRead, str]:
+            [state] = await states_repo.insert_many(run_uuid, await _number_steps(states_repo, run_uuid, [data]))
+            return state, f"{run_location(run_uuid)}/states/{state.id}"
 
-        return await _once(request, idempotency, idempotency_key, data, append, StateRead)
+        append = _Append(run_uuid, late, "a step state", idempotency_key)
+        return await append.run(request, runs_repo, idempotency, data, insert, StateRead)
 
     @post(
         "/states/batch",
@@ -221,6 +224,8 @@ class StepsController(Controller):
     async def append_states(
         self,
         request: Request[Any, Any, Any],
+        settings: NamedDependency[Settings],
+        runs_repo: NamedDependency[RunsRepository],
         states_repo: NamedDependency[StatesRepository],
         idempotency: NamedDependency[IdempotencyStore],
         run_id: RunIdPath,
@@ -232,15 +237,15 @@ class StepsController(Controller):
 
         States without `step_order` are numbered after the highest stored or sent one.
         """
-        rid = parse_run_id(run_id)
-        _check_batch(request, data, "state")
+        run_uuid = parse_id(run_id)
+        _check_batch(settings, data, "state")
 
-        async def append(conn: AsyncConnection[Any]) -> Outcome[list[StateRead]]:
-            await _lock_open_run(conn, rid, late, "step states")
-            states = await states_repo.insert_many(conn, rid, await _number_steps(conn, rid, data))
-            return Outcome(201, states, {"Location": f"{run_location(rid)}/states"})
+        async def insert() -> tuple[list[StateRead], str]:
+            states = await states_repo.insert_many(run_uuid, await _number_steps(states_repo, run_uuid, data))
+            return states, f"{run_location(run_uuid)}/states"
 
-        return await _once(request, idempotency, idempotency_key, data, append, list[StateRead])
+        append = _Append(run_uuid, late, "step states", idempotency_key)
+        return await append.run(request, runs_repo, idempotency, data, insert, list[StateRead])
 
     @get(
         "/checkpoints",
@@ -263,9 +268,9 @@ class StepsController(Controller):
         cursor: PageCursor = None,
     ) -> Response[list[CheckpointRead]]:
         """The run's checkpoints by `created_at`, a page at a time (as for states); `[]` when it has none."""
-        page = await checkpoints_repo.page(parse_run_id(run_id), PageWindow(limit, _cursor(cursor)))
+        page = await checkpoints_repo.page(parse_id(run_id), PageWindow(limit, _cursor(cursor)))
         if page is None:
-            raise NotFoundException(detail=f"migration run {run_id} not found")
+            raise RunNotFound(run_id)
         headers = {} if page.next_cursor is None else {"Link": next_link(request, str(page.next_cursor))}
         return Response(page.items, headers=headers)
 
@@ -287,10 +292,10 @@ class StepsController(Controller):
         name: NameFilter = None,
     ) -> CheckpointRead:
         """The newest checkpoint of the run, or the newest named `name`: where an engine resumes from."""
-        rid = parse_run_id(run_id)
-        checkpoint = await checkpoints_repo.latest(rid, name)
+        run_uuid = parse_id(run_id)
+        checkpoint = await checkpoints_repo.latest(run_uuid, name)
         if checkpoint is None:
-            raise await _missing(runs_repo, rid, run_id, "checkpoints" if name is None else f"checkpoint {name!r}")
+            raise await _missing(runs_repo, run_uuid, run_id, "checkpoints" if name is None else f"checkpoint {name!r}")
         return checkpoint
 
     @get(
@@ -308,9 +313,9 @@ class StepsController(Controller):
         checkpoint_id: ItemIdPath,
     ) -> CheckpointRead:
         """The checkpoint with this id, if it belongs to this run (by name: `.../checkpoints/latest?name=`)."""
-        checkpoint = await checkpoints_repo.get(parse_run_id(run_id), _parse_id("checkpoint_id", checkpoint_id))
+        checkpoint = await checkpoints_repo.get(parse_id(run_id), parse_id(checkpoint_id, "checkpoint_id"))
         if checkpoint is None:
-            raise NotFoundException(detail=f"checkpoint {checkpoint_id} of migration run {run_id} not found")
+            raise NotFound(f"checkpoint {checkpoint_id} of migration run {run_id} not found")
         return checkpoint
 
     @post(
@@ -325,6 +330,8 @@ class StepsController(Controller):
     async def append_checkpoint(
         self,
         request: Request[Any, Any, Any],
+        settings: NamedDependency[Settings],
+        runs_repo: NamedDependency[RunsRepository],
         checkpoints_repo: NamedDependency[CheckpointsRepository],
         idempotency: NamedDependency[IdempotencyStore],
         run_id: RunIdPath,
@@ -333,15 +340,15 @@ class StepsController(Controller):
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response[CheckpointRead]:
         """Record a checkpoint; a finished run takes it only as a late report (`late=true`)."""
-        rid = parse_run_id(run_id)
-        _check_size(request, len(await request.body()), "the checkpoint")
+        run_uuid = parse_id(run_id)
+        _check_size(settings, len(await request.body()), "the checkpoint")
 
-        async def append(conn: AsyncConnection[Any]) -> Outcome[CheckpointRead]:
-            await _lock_open_run(conn, rid, late, "a checkpoint")
-            [checkpoint] = await checkpoints_repo.insert_many(conn, rid, [data])
-            return Outcome(201, checkpoint, {"Location": f"{run_location(rid)}/checkpoints/{checkpoint.id}"})
+        async def insert() -> tuple[CheckpointRead, str]:
+            [checkpoint] = await checkpoints_repo.insert_many(run_uuid, [data])
+            return checkpoint, f"{run_location(run_uuid)}/checkpoints/{checkpoint.id}"
 
-        return await _once(request, idempotency, idempotency_key, data, append, CheckpointRead)
+        append = _Append(run_uuid, late, "a checkpoint", idempotency_key)
+        return await append.run(request, runs_repo, idempotency, data, insert, CheckpointRead)
 
     @post(
         "/checkpoints/batch",
@@ -357,6 +364,8 @@ class StepsController(Controller):
     async def append_checkpoints(
         self,
         request: Request[Any, Any, Any],
+        settings: NamedDependency[Settings],
+        runs_repo: NamedDependency[RunsRepository],
         checkpoints_repo: NamedDependency[CheckpointsRepository],
         idempotency: NamedDependency[IdempotencyStore],
         run_id: RunIdPath,
@@ -365,96 +374,83 @@ class StepsController(Controller):
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response[list[CheckpointRead]]:
         """Record 1 to 1000 checkpoints in one transaction, in the order sent; all or nothing."""
-        rid = parse_run_id(run_id)
-        _check_batch(request, data, "checkpoint")
+        run_uuid = parse_id(run_id)
+        _check_batch(settings, data, "checkpoint")
 
-        async def append(conn: AsyncConnection[Any]) -> Outcome[list[CheckpointRead]]:
-            await _lock_open_run(conn, rid, late, "checkpoints")
-            checkpoints = await checkpoints_repo.insert_many(conn, rid, data)
-            return Outcome(201, checkpoints, {"Location": f"{run_location(rid)}/checkpoints"})
+        async def insert() -> tuple[list[CheckpointRead], str]:
+            checkpoints = await checkpoints_repo.insert_many(run_uuid, data)
+            return checkpoints, f"{run_location(run_uuid)}/checkpoints"
 
-        return await _once(request, idempotency, idempotency_key, data, append, list[CheckpointRead])
+        append = _Append(run_uuid, late, "checkpoints", idempotency_key)
+        return await append.run(request, runs_repo, idempotency, data, insert, list[CheckpointRead])
+
+
+B = TypeVar("B")
+
+
+class _Append:
+    """The one path of every state and checkpoint append: in one transaction, lock the run (404
+    if none), apply run_rules.check_append, insert, and answer 201 with `Location`; at most once
+    per `Idempotency-Key`."""
+
+    __slots__ = ("key", "late", "run_id", "what")
+
+    def __init__(self, run_id: uuid.UUID, late: bool, what: str, key: str | None) -> None:
+        self.run_id, self.late, self.what, self.key = run_id, late, what, key
+
+    async def run(
+        self,
+        request: Request[Any, Any, Any],
+        runs_repo: RunsRepository,
+        idempotency: IdempotencyStore,
+        data: object,
+        insert: Callable[[], Awaitable[tuple[B, str]]],
+        body_type: type[B],
+    ) -> Response[B]:
+        async def action() -> StoredResponse[B]:
+            locked = await runs_repo.lock(self.run_id)
+            if locked is None:
+                raise RunNotFound(self.run_id)
+            run_rules.check_append(self.run_id, locked.run.status, self.late, self.what)
+            body, location = await insert()
+            return StoredResponse(201, body, {"Location": location})
+
+        scope = write_scope(request)
+        fingerprint = request_hash(scope, request.url.query, data)
+        return stored_response(await idempotency.once(self.key, scope, fingerprint, action, body_type))
 
 
 def _cursor(raw: str | None) -> uuid.UUID | None:
-    return None if raw is None else _parse_id("cursor", raw)
+    return None if raw is None else parse_id(raw, "cursor")
 
 
-def _parse_id(name: str, raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise DomainError(f"{name} must be a UUID, got {raw!r}") from None
+async def _missing(runs_repo: RunsRepository, run_uuid: uuid.UUID, run_id: str, what: str) -> NotFound:
+    if not await runs_repo.exists(run_uuid):
+        return RunNotFound(run_id)
+    return NotFound(f"migration run {run_id} has no {what}")
 
 
-async def _missing(runs_repo: RunsRepository, rid: uuid.UUID, run_id: str, what: str) -> NotFoundException:
-    if not await runs_repo.exists(rid):
-        return NotFoundException(detail=f"migration run {run_id} not found")
-    return NotFoundException(detail=f"migration run {run_id} has no {what}")
-
-
-def _check_size(request: Request[Any, Any, Any], size: int, what: str) -> None:
-    limit: int = request.app.state.settings.max_state_bytes
+def _check_size(settings: Settings, size: int, what: str) -> None:
+    limit = settings.max_state_bytes
     if size > limit:
         raise PayloadTooLarge(f"{what} is {size} bytes, over the limit of {limit} bytes per state (MAX_STATE_BYTES)")
 
 
-def _check_batch(request: Request[Any, Any, Any], items: Sequence[Any], what: str) -> None:
+def _check_batch(settings: Settings, items: Sequence[Any], what: str) -> None:
     # Checked here: Litestar does not apply msgspec's length bounds to a top-level array body.
     if not 1 <= len(items) <= MAX_BATCH_ITEMS:
         raise DomainError(f"a batch holds 1 to {MAX_BATCH_ITEMS} items, got {len(items)}")
     for i, item in enumerate(items):
-        _check_size(request, len(msgspec.json.encode(item)), f"{what} [{i}]")
-
-
-async def _lock_open_run(conn: AsyncConnection[Any], rid: uuid.UUID, late: bool, what: str) -> None:
-    """Lock the run for the append (404 if none); refuse a finished run unless this is a late report."""
-    locked = await RunsRepository.lock(conn, rid)
-    if locked is None:
-        raise NotFoundException(detail=f"migration run {rid} not found")
-    status = locked.run.status
-    if lifecycle.is_terminal(status) and not late:
-        raise Conflict(
-            f"run {rid} is '{status}', a final status: appending {what} is refused; "
-            "if this is a late report of work done before the run ended, pass late=true"
-        )
+        _check_size(settings, len(msgspec.json.encode(item)), f"{what} [{i}]")
 
 
 async def _number_steps(
-    conn: AsyncConnection[Any], rid: uuid.UUID, states: Sequence[StateCreate]
+    states_repo: StatesRepository, run_uuid: uuid.UUID, states: Sequence[StateCreate]
 ) -> list[tuple[StateCreate, int]]:
-    """Each state with its step_order: as sent (409 if taken or sent twice), else after the highest."""
-    given = [s.step_order for s in states if s.step_order is not None]
-    repeated = sorted(o for o, n in Counter(given).items() if n > 1)
-    if repeated:
-        raise Conflict(f"step_order {', '.join(map(str, repeated))} is sent more than once in this batch")
-    taken = await StatesRepository.taken_step_orders(conn, rid, given) if given else []
-    if taken:
-        raise Conflict(
-            f"step_order {', '.join(map(str, taken))} is already taken in run {rid}; "
-            "leave step_order out to get the next free number"
-        )
-    following = 0
-    if len(given) < len(states):
-        following = max([await StatesRepository.next_step_order(conn, rid) - 1, *given]) + 1
-    numbered: list[tuple[StateCreate, int]] = []
-    for state in states:
-        if state.step_order is None:
-            numbered.append((state, following))
-            following += 1
-        else:
-            numbered.append((state, state.step_order))
-    return numbered
-
-
-async def _once(
-    request: Request[Any, Any, Any],
-    idempotency: IdempotencyStore,
-    key: str | None,
-    data: Any,
-    action: Any,
-    body_type: Any,
-) -> Response[Any]:
-    scope = write_scope(request)
-    done = await idempotency.once(key, scope, request_hash(scope, request.url.query, data), action, body_type)
-    return Response(done.body, status_code=done.status_code, headers=done.headers)
+    """Each state with its step_order (run_rules.number_steps), from what the run has stored."""
+    given = run_rules.requested_step_orders(states)
+    taken = await states_repo.taken_step_orders(run_uuid, given) if given else []
+    highest = 0
+    if len(given) < len(states) and not taken:
+        highest = await states_repo.next_step_order(run_uuid) - 1
+    return run_rules.number_steps(run_uuid, states, taken, highest)

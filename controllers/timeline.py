@@ -5,11 +5,11 @@ from __future__ import annotations
 from litestar import Controller, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotFoundException
 
 from auth import READ, requires
-from controllers.common import RunIdPath, error_responses, parse_run_id
+from controllers.common import RunIdPath, error_responses, parse_id
 from dto.timeline import MEDIAN_NOTE, RunTimeline
+from errors import RunNotFound
 from repositories.timeline import TimelineRepository
 
 
@@ -39,7 +39,7 @@ class TimelineController(Controller):
     )
     async def get_timeline(self, timeline_repo: NamedDependency[TimelineRepository], run_id: RunIdPath) -> RunTimeline:
         """The run's steps in order, each with its duration and the median for its record type."""
-        timeline = await timeline_repo.get(parse_run_id(run_id))
+        timeline = await timeline_repo.get(parse_id(run_id))
         if timeline is None:
-            raise NotFoundException(detail=f"migration run {run_id} not found")
+            raise RunNotFound(run_id)
         return timeline

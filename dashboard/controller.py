@@ -23,12 +23,12 @@ from litestar.response import Template
 from auth import READ, requires
 from controllers.common import (
     RunIdPath,
-    parse_run_id,
+    parse_id,
     provide_checkpoints_repo,
     provide_runs_repo,
     provide_states_repo,
 )
-from controllers.run_queries import RunListing, provide_run_listing
+from controllers.run_queries import RunListRequest, provide_run_listing
 from controllers.stats import history_window, provide_stats_repository
 from controllers.timeline import provide_timeline_repo
 from dashboard.charts import STATUS_ORDER, Chart, history_chart, status_rank
@@ -122,7 +122,7 @@ async def load_runs(
         if q is not None and any(ord(ch) < 32 for ch in q):
             raise DomainError("q must not contain control characters")
         # The list endpoint's own parsing and checks (a plain function under Litestar's DI).
-        listing: RunListing = await provide_run_listing(
+        listing: RunListRequest = await provide_run_listing(
             runs_repo, status=status, record_type=record_type, limit=PAGE_SIZE, cursor=cursor
         )
         listing.query.q = q
@@ -194,7 +194,7 @@ class DashboardController(Controller):
     ) -> Template:
         """One run: its fields, step timeline (with the usual durations) and checkpoints."""
         try:
-            key = parse_run_id(run_id)
+            key = parse_id(run_id)
         except DomainError as exc:
             return _missing(400, "Not a run id", str(exc), run_id)
         run = await runs_repo.get(key)

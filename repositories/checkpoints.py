@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
 
-from psycopg import AsyncConnection
 from psycopg.rows import args_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
 from db.loaders import fetch_all
+from db.unit_of_work import UnitOfWork
 from dto.steps import CheckpointCreate, CheckpointRead
 from repositories.paging import Page, PageWindow
 
@@ -52,32 +51,28 @@ INSERT_CHECKPOINT: Final = f"""
 
 
 class CheckpointsRepository:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self.pool = pool
+    def __init__(self, work: UnitOfWork) -> None:
+        self.work = work
 
     async def page(self, run_id: uuid.UUID, window: PageWindow) -> Page[CheckpointRead] | None:
         """Checkpoints oldest first after `window.after`; None when there is no such run."""
-        async with self.pool.connection() as conn:
-            rows = await fetch_all(conn, SELECT_CHECKPOINTS_PAGE, window.params(run_id), prepare=True)
+        rows = await fetch_all(
+            await self.work.connection(), SELECT_CHECKPOINTS_PAGE, window.params(run_id), prepare=True
+        )
         return Page.cut(rows, window, CheckpointRead)
 
     async def get(self, run_id: uuid.UUID, checkpoint_id: uuid.UUID) -> CheckpointRead | None:
-        async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=args_row(CheckpointRead))
-            await cur.execute(SELECT_CHECKPOINT, {"run_id": run_id, "id": checkpoint_id})
-            return await cur.fetchone()
+        cur = (await self.work.connection()).cursor(row_factory=args_row(CheckpointRead))
+        await cur.execute(SELECT_CHECKPOINT, {"run_id": run_id, "id": checkpoint_id})
+        return await cur.fetchone()
 
     async def latest(self, run_id: uuid.UUID, name: str | None = None) -> CheckpointRead | None:
-        async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=args_row(CheckpointRead))
-            await cur.execute(SELECT_LATEST_CHECKPOINT, {"run_id": run_id, "name": name})
-            return await cur.fetchone()
+        cur = (await self.work.connection()).cursor(row_factory=args_row(CheckpointRead))
+        await cur.execute(SELECT_LATEST_CHECKPOINT, {"run_id": run_id, "name": name})
+        return await cur.fetchone()
 
-    @staticmethod
-    async def insert_many(
-        conn: AsyncConnection[Any], run_id: uuid.UUID, checkpoints: Sequence[CheckpointCreate]
-    ) -> list[CheckpointRead]:
-        """Insert checkpoints on the caller's transaction; rows in the order given."""
+    async def insert_many(self, run_id: uuid.UUID, checkpoints: Sequence[CheckpointCreate]) -> list[CheckpointRead]:
+        """Insert checkpoints in the request's transaction; rows in the order given."""
         params = [
             {
                 "id": uuid.uuid4(),
@@ -88,7 +83,8 @@ class CheckpointsRepository:
             }
             for c in checkpoints
         ]
-        cur = conn.cursor(row_factory=args_row(CheckpointRead))
+        self.work.wrote(run_id)
+        cur = (await self.work.connection()).cursor(row_factory=args_row(CheckpointRead))
         await cur.executemany(INSERT_CHECKPOINT, params, returning=True)
         rows: list[CheckpointRead] = []
         async for result in cur.results():

@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
 
 import msgspec
-from psycopg import AsyncConnection
 from psycopg import errors as pg
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
-from errors import ServiceUnavailable, Unprocessable
+from db.unit_of_work import UnitOfWork
+from errors import IdempotencyKeyReused, IdempotencyUnavailable
 
 T = TypeVar("T")
 
@@ -43,12 +42,11 @@ PURGE_EXPIRED_KEYS: Final = """
     DELETE FROM migration_api_idempotency_keys WHERE ctid = ANY(ARRAY(
         SELECT ctid FROM migration_api_idempotency_keys WHERE expires_at <= now() LIMIT 100))"""
 
-REPLAYED_HEADER: Final = "Idempotency-Replayed"
-
 
 @dataclass(frozen=True)
-class Outcome(Generic[T]):
-    """A successful write's response: what a retry with the same key gets again."""
+class StoredResponse(Generic[T]):
+    """A successful write's response: what a retry with the same key gets again (`replayed`
+    when it is that stored copy; the controller says so in a header)."""
 
     status_code: int
     body: T
@@ -65,8 +63,8 @@ def request_hash(scope: str, query: str, body: Any) -> str:
 
 
 class IdempotencyStore:
-    def __init__(self, pool: AsyncConnectionPool, ttl_seconds: float) -> None:
-        self.pool = pool
+    def __init__(self, work: UnitOfWork, ttl_seconds: float) -> None:
+        self.work = work
         self.ttl_seconds = ttl_seconds
 
     async def once(
@@ -74,18 +72,19 @@ class IdempotencyStore:
         key: str | None,
         scope: str,
         fingerprint: str,
-        action: Callable[[AsyncConnection[Any]], Awaitable[Outcome[T]]],
-        body_type: Any,
-    ) -> Outcome[T]:
-        """Run `action` in a transaction; with a key, at most once per (scope, key) until it expires.
+        action: Callable[[], Awaitable[StoredResponse[T]]],
+        body_type: type[T],
+    ) -> StoredResponse[T]:
+        """Run `action` in the request's transaction; with a key, at most once per (scope, key) until it expires.
 
         A retry with the same key and fingerprint gets the stored outcome (`replayed=True`); the same
-        key with another fingerprint is a 422. Without the table (a database user that may not
-        create it) a keyed request is a 503 rather than a silently unprotected write.
+        key with another fingerprint is IdempotencyKeyReused. Without the table (a database user that
+        may not create it) a keyed request is IdempotencyUnavailable rather than a silently
+        unprotected write.
         """
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.work.transaction() as conn:
             if key is None:
-                return await action(conn)
+                return await action()
             params = {"key": key, "scope": scope, "lock_class": LOCK_CLASS}
             await conn.execute(LOCK_KEY, params)
             try:
@@ -93,7 +92,7 @@ class IdempotencyStore:
                     cur = await conn.execute(SELECT_LIVE_KEY, params)
                     stored = await cur.fetchone()
             except (pg.UndefinedTable, pg.InsufficientPrivilege) as exc:
-                raise ServiceUnavailable(
+                raise IdempotencyUnavailable(
                     f"Idempotency-Key cannot be honoured: the table {IDEMPOTENCY_TABLE} is not usable "
                     f"({exc.__class__.__name__}); run `make migrate` as a user allowed to create it, "
                     "or retry without the header"
@@ -101,33 +100,33 @@ class IdempotencyStore:
             if stored is not None:
                 return self._replay(stored, fingerprint, key, body_type)
             await conn.execute(DELETE_KEY, params)  # an expired entry of this key, if any
-            outcome = await action(conn)
+            done = await action()
             await conn.execute(
                 INSERT_KEY,
                 {
                     **params,
                     "request_hash": fingerprint,
-                    "status_code": outcome.status_code,
-                    "response_body": msgspec.json.encode(outcome.body),
-                    "headers": Jsonb(outcome.headers),
+                    "status_code": done.status_code,
+                    "response_body": msgspec.json.encode(done.body),
+                    "headers": Jsonb(done.headers),
                     "ttl_seconds": self.ttl_seconds,
                 },
             )
             await conn.execute(PURGE_EXPIRED_KEYS)
-            return outcome
+            return done
 
     @staticmethod
-    def _replay(stored: tuple[Any, ...], fingerprint: str, key: str, body_type: Any) -> Outcome[Any]:
+    def _replay(stored: tuple[Any, ...], fingerprint: str, key: str, body_type: type[T]) -> StoredResponse[T]:
         stored_hash, status_code, response_body, headers = stored
         if stored_hash != fingerprint:
-            raise Unprocessable(
+            raise IdempotencyKeyReused(
                 f"Idempotency-Key {key!r} was already used for a different request body; "
                 "use a new key for a new request"
             )
         restored: Mapping[str, str] = headers or {}
-        return Outcome(
+        return StoredResponse(
             status_code=status_code,
             body=msgspec.json.decode(bytes(response_body), type=body_type),
-            headers={**restored, REPLAYED_HEADER: "true"},
+            headers=dict(restored),
             replayed=True,
         )

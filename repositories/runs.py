@@ -1,7 +1,8 @@
 """Every SQL statement that touches `migration_runs`.
 
-Connections come from the pool in autocommit mode: a read is one statement, so it needs no
-transaction of its own; a write that takes several statements opens one explicitly.
+The repository works on the request's connection (db/unit_of_work.py), in autocommit mode: a
+read is one statement, so it needs no transaction of its own; a write runs in the transaction
+the unit of work opens (`locked`, or the idempotency store's).
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from typing import Any, Final
 import msgspec
 from psycopg import AsyncConnection, sql
 from psycopg.rows import args_row
-from psycopg_pool import AsyncConnectionPool
 
 from cache import RunCache
 from changelog import derived_current
 from db.loaders import fetch_all, fetch_keeping, fetch_one, for_wire
+from db.unit_of_work import UnitOfWork
 from dto.runs import RunRead, body_etag
 from repositories.run_queries import (
     RANKED_TIERS,
@@ -82,9 +83,10 @@ class Page:
 class LockedRun:
     """A run row locked inside an open transaction, with the transaction's clock."""
 
-    __slots__ = ("conn", "now", "run")
+    __slots__ = ("conn", "now", "run", "work")
 
-    def __init__(self, conn: AsyncConnection[Any], run: RunRead, now: datetime) -> None:
+    def __init__(self, work: UnitOfWork, conn: AsyncConnection[Any], run: RunRead, now: datetime) -> None:
+        self.work = work
         self.conn = conn
         self.run = run
         self.now = now
@@ -102,6 +104,7 @@ class LockedRun:
             cols=sql.SQL(RUN_COLUMNS),
         )
         cur = self.conn.cursor(row_factory=args_row(RunRead))
+        self.work.wrote(self.run.id)
         await cur.execute(query, {**changes, "id": self.run.id})
         row = await cur.fetchone()
         assert row is not None  # the row is locked by this transaction, so it still exists
@@ -111,15 +114,16 @@ class LockedRun:
         """Delete the run with its states and checkpoints (no reliance on the engines' FKs
         cascading: some databases declare them without ON DELETE CASCADE)."""
         params = {"id": self.run.id}
+        self.work.wrote(self.run.id)
         await self.conn.execute(DELETE_RUN_STATES, params)
         await self.conn.execute(DELETE_RUN_CHECKPOINTS, params)
         await self.conn.execute(DELETE_RUN, params)
 
 
 class RunsRepository:
-    def __init__(self, pool: AsyncConnectionPool, cache: RunCache | None = None) -> None:
-        self.pool = pool
-        self.cache = cache
+    def __init__(self, work: UnitOfWork) -> None:
+        self.work = work
+        self.cache: RunCache | None = work.cache
 
     async def get_encoded(self, run_id: uuid.UUID) -> tuple[bytes, str] | None:
         """The run's JSON body and ETag, from the read cache when it holds them (db/run_cache.py)."""
@@ -143,14 +147,12 @@ class RunsRepository:
         return body, tag
 
     async def get(self, run_id: uuid.UUID) -> RunRead | None:
-        async with self.pool.connection() as conn:
-            row = await fetch_one(conn, SELECT_RUN_BY_ID, {"id": run_id}, prepare=True)
+        row = await fetch_one(await self.work.connection(), SELECT_RUN_BY_ID, {"id": run_id}, prepare=True)
         return None if row is None else RunRead(*row)
 
     async def exists(self, run_id: uuid.UUID) -> bool:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(RUN_EXISTS, {"id": run_id})
-            return await cur.fetchone() is not None
+        cur = await (await self.work.connection()).execute(RUN_EXISTS, {"id": run_id})
+        return await cur.fetchone() is not None
 
     async def page(self, query: RunQuery) -> Page:
         """One page of the list (or, with `query.q`, of the ranked search) and the next page's cursor.
@@ -165,29 +167,29 @@ class RunsRepository:
         cache = self.cache if self.cache is not None and self.cache.enabled else None
         columns = query.key_columns if cache is not None else RUN_COLUMNS
         generation = cache.generation if cache is not None else 0
-        async with self.pool.connection() as conn:
-            # Binary rows: PostgreSQL sends and psycopg's C loaders read them for the least CPU on
-            # both sides (which share this machine's cores). A timestamp they cannot read comes
-            # back as its text (`as_text`): exact for the cursor, null on the wire.
-            if query.q is None:
-                statement, params = build_list(query, cursor, columns)
-                rows, as_text = await fetch_keeping(conn, statement, params)
-            else:
-                # The service's search documents, when built and kept (changelog/).
-                indexed = derived_current(self.pool)
-                rows, as_text = await self._search_rows(conn, query, cursor, columns, indexed)
-            more = len(rows) > query.limit
-            rows = rows[: query.limit]
-            if not rows:
-                return Page(b"[]", None)
-            rank = 0 if query.q is None else rows[-1][-1]
-            if cache is None:
-                runs = [RunRead(*(for_wire(r[:RUN_FIELDS]) if as_text else r[:RUN_FIELDS])) for r in rows]
-                last = [rows[-1][RUN_COLUMN_INDEX[c]] for c in query.sort.columns]
-                return Page(msgspec.json.encode(runs), query.encode_cursor(rank, last) if more else None)
-            width = len(query.sort.columns)
-            body = await self._assemble(conn, cache, [r[width - 1] for r in rows], generation)
-            return Page(body, query.encode_cursor(rank, rows[-1][:width]) if more else None)
+        conn = await self.work.connection()
+        # Binary rows: PostgreSQL sends and psycopg's C loaders read them for the least CPU on
+        # both sides (which share this machine's cores). A timestamp they cannot read comes
+        # back as its text (`as_text`): exact for the cursor, null on the wire.
+        if query.q is None:
+            statement, params = build_list(query, cursor, columns)
+            rows, as_text = await fetch_keeping(conn, statement, params)
+        else:
+            # The service's search documents, when built and kept (changelog/).
+            indexed = derived_current(self.work.pool)
+            rows, as_text = await self._search_rows(conn, query, cursor, columns, indexed)
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        if not rows:
+            return Page(b"[]", None)
+        rank = 0 if query.q is None else rows[-1][-1]
+        if cache is None:
+            runs = [RunRead(*(for_wire(r[:RUN_FIELDS]) if as_text else r[:RUN_FIELDS])) for r in rows]
+            last = [rows[-1][RUN_COLUMN_INDEX[c]] for c in query.sort.columns]
+            return Page(msgspec.json.encode(runs), query.encode_cursor(rank, last) if more else None)
+        width = len(query.sort.columns)
+        body = await self._assemble(conn, cache, [r[width - 1] for r in rows], generation)
+        return Page(body, query.encode_cursor(rank, rows[-1][:width]) if more else None)
 
     async def _assemble(
         self, conn: AsyncConnection[Any], cache: RunCache, run_ids: list[uuid.UUID], generation: int
@@ -239,28 +241,23 @@ class RunsRepository:
 
     async def count(self, query: RunQuery, *, exact: bool) -> int:
         """How many runs the query matches: counted, or the planner's estimate (no scan)."""
-        async with self.pool.connection() as conn:
-            statement, params = build_count(query, derived_current(self.pool))
-            if exact:
-                cur = await conn.execute(statement, params)
-                row = await cur.fetchone()
-                return int(row[0]) if row else 0
-            cur = await conn.execute("EXPLAIN (FORMAT JSON) " + statement, params)
+        conn = await self.work.connection()
+        statement, params = build_count(query, derived_current(self.work.pool))
+        if exact:
+            cur = await conn.execute(statement, params)
             row = await cur.fetchone()
-            plan = row[0][0]["Plan"] if row else {}
-            # count(*) is an Aggregate over the scan whose row estimate is the answer
-            return int(plan.get("Plans", [plan])[0].get("Plan Rows", 0))
+            return int(row[0]) if row else 0
+        cur = await conn.execute("EXPLAIN (FORMAT JSON) " + statement, params)
+        row = await cur.fetchone()
+        plan = row[0][0]["Plan"] if row else {}
+        # count(*) is an Aggregate over the scan whose row estimate is the answer
+        return int(plan.get("Plans", [plan])[0].get("Plan Rows", 0))
 
-    async def create(self, columns: Mapping[str, Any], conn: AsyncConnection[Any] | None = None) -> RunRead:
-        """Insert a run from its column values (`id` required; `created_at` None means now).
-
-        On `conn` when given (the caller's transaction), else on a pooled connection.
-        """
-        params = {**_INSERT_DEFAULTS, **columns}
-        if conn is not None:
-            return await _insert_run(conn, params)
-        async with self.pool.connection() as own:
-            return await _insert_run(own, params)
+    async def create(self, columns: Mapping[str, Any]) -> RunRead:
+        """Insert a run from its column values (`id` required; `created_at` None means now), in
+        the request's transaction when one is open."""
+        self.work.wrote(columns["id"])
+        return await _insert_run(await self.work.connection(), {**_INSERT_DEFAULTS, **columns})
 
     @asynccontextmanager
     async def locked(self, run_id: uuid.UUID) -> AsyncIterator[LockedRun | None]:
@@ -269,12 +266,12 @@ class RunsRepository:
         Whatever the block checks against `LockedRun.run` still holds when it writes: concurrent
         writers through this method wait, so a read-check-write cannot interleave.
         """
-        async with self.pool.connection() as conn, conn.transaction():
-            yield await self.lock(conn, run_id)
+        async with self.work.transaction():
+            yield await self.lock(run_id)
 
-    @staticmethod
-    async def lock(conn: AsyncConnection[Any], run_id: uuid.UUID) -> LockedRun | None:
-        """Lock the run FOR UPDATE on the caller's transaction (None if no such run)."""
+    async def lock(self, run_id: uuid.UUID) -> LockedRun | None:
+        """Lock the run FOR UPDATE in the request's open transaction (None if no such run)."""
+        conn = await self.work.connection()
         cur = await conn.execute(SELECT_RUN_FOR_UPDATE, {"id": run_id})
         row = await cur.fetchone()
-        return None if row is None else LockedRun(conn, RunRead(*row[:-1]), row[-1])
+        return None if row is None else LockedRun(self.work, conn, RunRead(*row[:-1]), row[-1])

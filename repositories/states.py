@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
 
 import msgspec
-from psycopg import AsyncConnection
 from psycopg.rows import args_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
 from cache import RunCache
 from db.loaders import fetch_all
+from db.unit_of_work import UnitOfWork
 from dto.steps import StateCreate, StateRead
 from repositories.paging import Page, PageWindow
 
@@ -61,9 +60,9 @@ INSERT_STATE: Final = f"""
 
 
 class StatesRepository:
-    def __init__(self, pool: AsyncConnectionPool, cache: RunCache | None = None) -> None:
-        self.pool = pool
-        self.cache = cache
+    def __init__(self, work: UnitOfWork) -> None:
+        self.work = work
+        self.cache: RunCache | None = work.cache
 
     async def page_encoded(self, run_id: uuid.UUID, window: PageWindow) -> tuple[bytes, uuid.UUID | None] | None:
         """A page of the run's states as a JSON array and the cursor of the next page (None on the
@@ -86,38 +85,32 @@ class StatesRepository:
 
     async def page(self, run_id: uuid.UUID, window: PageWindow) -> Page[StateRead] | None:
         """States by step order after `window.after`; None when there is no such run."""
-        async with self.pool.connection() as conn:
-            rows = await fetch_all(conn, SELECT_STATES_PAGE, window.params(run_id), prepare=True)
+        rows = await fetch_all(await self.work.connection(), SELECT_STATES_PAGE, window.params(run_id), prepare=True)
         return Page.cut(rows, window, StateRead)
 
     async def get(self, run_id: uuid.UUID, state_id: uuid.UUID) -> StateRead | None:
-        async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=args_row(StateRead))
-            await cur.execute(SELECT_STATE, {"run_id": run_id, "id": state_id})
-            return await cur.fetchone()
+        cur = (await self.work.connection()).cursor(row_factory=args_row(StateRead))
+        await cur.execute(SELECT_STATE, {"run_id": run_id, "id": state_id})
+        return await cur.fetchone()
 
     async def latest(self, run_id: uuid.UUID) -> StateRead | None:
-        async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=args_row(StateRead))
-            await cur.execute(SELECT_LATEST_STATE, {"run_id": run_id})
-            return await cur.fetchone()
+        cur = (await self.work.connection()).cursor(row_factory=args_row(StateRead))
+        await cur.execute(SELECT_LATEST_STATE, {"run_id": run_id})
+        return await cur.fetchone()
 
-    @staticmethod
-    async def next_step_order(conn: AsyncConnection[Any], run_id: uuid.UUID) -> int:
-        cur = await conn.execute(SELECT_NEXT_STEP_ORDER, {"run_id": run_id})
+    async def next_step_order(self, run_id: uuid.UUID) -> int:
+        cur = await (await self.work.connection()).execute(SELECT_NEXT_STEP_ORDER, {"run_id": run_id})
         row = await cur.fetchone()
         return int(row[0]) if row else 1
 
-    @staticmethod
-    async def taken_step_orders(conn: AsyncConnection[Any], run_id: uuid.UUID, orders: Sequence[int]) -> list[int]:
-        cur = await conn.execute(SELECT_TAKEN_STEP_ORDERS, {"run_id": run_id, "orders": list(orders)})
+    async def taken_step_orders(self, run_id: uuid.UUID, orders: Sequence[int]) -> list[int]:
+        cur = await (await self.work.connection()).execute(
+            SELECT_TAKEN_STEP_ORDERS, {"run_id": run_id, "orders": list(orders)}
+        )
         return [r[0] for r in await cur.fetchall()]
 
-    @staticmethod
-    async def insert_many(
-        conn: AsyncConnection[Any], run_id: uuid.UUID, states: Sequence[tuple[StateCreate, int]]
-    ) -> list[StateRead]:
-        """Insert (state, step_order) pairs on the caller's transaction; rows in the order given."""
+    async def insert_many(self, run_id: uuid.UUID, states: Sequence[tuple[StateCreate, int]]) -> list[StateRead]:
+        """Insert (state, step_order) pairs in the request's transaction; rows in the order given."""
         params = [
             {
                 "id": uuid.uuid4(),
@@ -129,7 +122,8 @@ class StatesRepository:
             }
             for state, order in states
         ]
-        cur = conn.cursor(row_factory=args_row(StateRead))
+        self.work.wrote(run_id)
+        cur = (await self.work.connection()).cursor(row_factory=args_row(StateRead))
         await cur.executemany(INSERT_STATE, params, returning=True)
         rows: list[StateRead] = []
         async for result in cur.results():
