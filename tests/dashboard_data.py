@@ -12,7 +12,7 @@ from bs4 import BeautifulSoup, Tag
 from psycopg.types.json import Jsonb
 
 from tests.factories import RECORD_TYPES, RunCreateFactory
-from tests.stats_bruteforce import insert_run
+from tests.helpers import insert_run
 
 STATUSES = ("completed", "completed", "completed", "failed", "running", "paused", "pending", "cancelled", "queued")
 ERRORS = (

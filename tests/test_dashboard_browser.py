@@ -23,9 +23,8 @@ import psycopg
 import pytest
 
 from config import PROJECT_DIR
-from tests.conftest import wait_folded
 from tests.dashboard_data import seed_runs
-from tests.stats_bruteforce import insert_run
+from tests.helpers import insert_run, wait_folded
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, ViewportSize

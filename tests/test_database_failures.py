@@ -17,7 +17,7 @@ from psycopg.conninfo import make_conninfo
 
 from app import create_app
 from config import Settings
-from tests.conftest import make_settings, run_body
+from tests.helpers import make_settings, run_body
 
 API = "/api/v1/migrations"
 

@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from config import Settings
-from tests.conftest import run_body, serve
+from tests.helpers import run_body, serve
 
 API = "/api/v1/migrations"
 Message = dict[str, Any]

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from config import Settings
-from tests.conftest import serve
+from tests.helpers import serve
 
 pytestmark = pytest.mark.fuzz
 

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from config import Settings
-from tests.conftest import run_body, serve
+from tests.helpers import run_body, serve
 
 pytestmark = pytest.mark.slow
 

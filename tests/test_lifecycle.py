@@ -17,8 +17,7 @@ from psycopg import sql
 import lifecycle
 from app import create_app
 from errors import Conflict, DomainError
-from tests.conftest import make_settings, run_body
-from tests.test_engine_schema import ENGINE_DDL
+from tests.helpers import ENGINE_DDL, insert_run, make_settings, run_body
 
 API = "/api/v1/migrations"
 STATUSES = ("pending", "running", "paused", "completed", "failed", "cancelled")
@@ -111,22 +110,6 @@ def test_plan_create_in_a_final_status() -> None:
 
 
 # --- over HTTP ------------------------------------------------------------------------------------
-
-
-def insert_run(db: psycopg.Connection[Any], status: str, **fields: Any) -> str:
-    run_id = str(uuid.uuid4())
-    db.execute(
-        "INSERT INTO migration_runs (id, file_path, record_type, status, created_at, completed_at, success) "
-        "VALUES (%(id)s, 'in/a.csv', 'claim', %(status)s, %(created_at)s, %(completed_at)s, %(success)s)",
-        {
-            "id": run_id,
-            "status": status,
-            "created_at": fields.get("created_at", datetime.now(UTC)),
-            "completed_at": fields.get("completed_at"),
-            "success": fields.get("success"),
-        },
-    )
-    return run_id
 
 
 def stored(db: psycopg.Connection[Any], run_id: str) -> tuple[Any, ...]:

@@ -26,7 +26,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from config import PROJECT_DIR, Settings
-from tests.conftest import free_port, run_body, serve
+from tests.helpers import free_port, run_body, serve
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from tests.test_lifecycle import insert_run
+from tests.helpers import insert_run
 
 API = "/api/v1/migrations"
 PROPERTY_SETTINGS = settings(

@@ -17,7 +17,7 @@ from litestar.testing import TestClient
 
 from config import Settings
 from db.retention import prune
-from tests.conftest import wait_folded
+from tests.helpers import wait_folded
 
 API = "/api/v1/migrations"
 

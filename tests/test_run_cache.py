@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
 from litestar.testing import TestClient
 
 from cache import RunCache
-from tests.conftest import run_body
+from tests.helpers import eventually, run_body
 
 API = "/api/v1/migrations"
-
-
-def eventually(check: Callable[[], bool], seconds: float = 3.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
 
 
 def cache_of(client: TestClient[Any]) -> RunCache:

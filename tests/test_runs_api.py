@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
-from tests.conftest import run_body
+from tests.helpers import run_body
 
 API = "/api/v1/migrations"
 RUN_FIELDS = {

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
-from tests.conftest import FoldedClient
+from tests.helpers import FoldedClient, insert_run
 from tests.stats_bruteforce import (
     DAY,
     HOUR,
@@ -24,7 +24,6 @@ from tests.stats_bruteforce import (
     fetch_runs,
     fingerprint,
     floor_hour,
-    insert_run,
 )
 
 API = "/api/v1/migrations"

@@ -20,8 +20,15 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from app import create_app
-from tests.conftest import make_settings, run_body, wait_folded
-from tests.server_state import login_role, public_create_revoked
+from tests.helpers import (
+    ENGINE_DDL,
+    insert_run,
+    login_role,
+    make_settings,
+    public_create_revoked,
+    run_body,
+    wait_folded,
+)
 from tests.stats_bruteforce import (
     DAY,
     HOUR,
@@ -31,9 +38,7 @@ from tests.stats_bruteforce import (
     expected_summary,
     fetch_runs,
     fingerprint,
-    insert_run,
 )
-from tests.test_engine_schema import ENGINE_DDL
 
 API = "/api/v1/migrations"
 

@@ -14,15 +14,9 @@ from litestar.testing import TestClient
 
 from app import create_app
 from config import Settings
-from tests.test_lifecycle import insert_run
+from tests.helpers import count, insert_run
 
 API = "/api/v1/migrations"
-
-
-def count(db: psycopg.Connection[Any], table: str) -> int:
-    row = db.execute(f"SELECT count(*) FROM {table}").fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def state(step_name: str = "file_reading", **fields: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import psycopg
 from litestar.testing import TestClient
 
 from repositories.timeline import REFERENCE_RUNS
-from tests.stats_bruteforce import insert_run
+from tests.helpers import insert_run
 
 API = "/api/v1/migrations"
 STEPS = ("initializing", "file_reading", "data_mapping", "completed")
