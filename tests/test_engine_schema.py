@@ -12,7 +12,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from app import create_app
-from tests.helpers import make_settings, run_body
+from tests.helpers import insert_run, make_settings, run_body
 
 API = "/api/v1/migrations"
 
@@ -38,11 +38,7 @@ def test_serves_an_engine_made_database_and_changes_nothing_that_existed(databas
     before = catalog(database_url, engine_schema)
     run_id = uuid.uuid4()
     with psycopg.connect(database_url, autocommit=True, options=f"-c search_path={engine_schema}") as conn:
-        conn.execute(
-            "INSERT INTO migration_runs (id, file_path, record_type, status) "
-            "VALUES (%s, 'in/a.csv', 'claim', 'failed')",
-            (run_id,),
-        )
+        insert_run(conn, "failed", id=run_id, file_path="in/a.csv")
     settings = make_settings(database_url, engine_schema)
     with TestClient(app=create_app(settings)) as client:
         assert client.get("/health").status_code == 200

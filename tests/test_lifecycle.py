@@ -17,7 +17,7 @@ from psycopg import sql
 import lifecycle
 from app import create_app
 from errors import Conflict, DomainError
-from tests.helpers import ENGINE_DDL, insert_run, make_settings, run_body
+from tests.helpers import ENGINE_DDL, insert_checkpoint, insert_run, insert_state, make_settings, run_body
 
 API = "/api/v1/migrations"
 STATUSES = ("pending", "running", "paused", "completed", "failed", "cancelled")
@@ -221,14 +221,8 @@ def test_cancel_without_a_body_and_refusals(client: TestClient[Any], db: psycopg
 @pytest.mark.parametrize("status", ["running", "paused"])
 def test_deleting_an_active_run_needs_force(client: TestClient[Any], db: psycopg.Connection[Any], status: str) -> None:
     run_id = insert_run(db, status)
-    db.execute(
-        "INSERT INTO workflow_states (id, run_id, step_name, state_data, step_order) VALUES (%s, %s, 's', '{}', 1)",
-        (uuid.uuid4(), run_id),
-    )
-    db.execute(
-        "INSERT INTO workflow_checkpoints (id, run_id, checkpoint_name, state_data) VALUES (%s, %s, 'c', '{}')",
-        (uuid.uuid4(), run_id),
-    )
+    insert_state(db, run_id, step_name="s")
+    insert_checkpoint(db, run_id, checkpoint_name="c")
     refused = client.delete(f"{API}/{run_id}")
     assert refused.status_code == 409
     detail = refused.json()["detail"]

@@ -23,6 +23,7 @@ from app import create_app
 from tests.helpers import (
     ENGINE_DDL,
     insert_run,
+    insert_state,
     login_role,
     make_settings,
     public_create_revoked,
@@ -343,10 +344,8 @@ def test_statistics_without_rollups_are_computed_from_the_base_table(
             completed_at=now - HOUR + timedelta(seconds=12),
         )
         for order, (name, minute) in enumerate((("initializing", 0), ("file_reading", 2), ("completed", 7)), 1):
-            engine.execute(
-                "INSERT INTO workflow_states (id, run_id, step_name, state_data, created_at, step_order) "
-                "VALUES (%s, %s, %s, '{}', %s, %s)",
-                (uuid.uuid4(), run_id, name, now - HOUR + timedelta(seconds=minute), order),
+            insert_state(
+                engine, run_id, step_name=name, created_at=now - HOUR + timedelta(seconds=minute), step_order=order
             )
         rows = fetch_runs(engine)
         tables = {r[0] for r in engine.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))}
@@ -412,11 +411,7 @@ def test_rollups_stay_exact_under_16_concurrent_engine_connections(
                     action = rng.random()
                     if action < 0.45 or not mine:
                         mine.append(insert_run(conn, record_type=rng.choice(("claim", "absence", "employee"))))
-                        conn.execute(
-                            "INSERT INTO workflow_states (id, run_id, step_name, state_data, step_order) "
-                            "VALUES (gen_random_uuid(), %s, 'read', '{}', 1)",
-                            (mine[-1],),
-                        )
+                        insert_state(conn, mine[-1], step_name="read", step_order=1)
                     elif action < 0.75:
                         failed = rng.random() < 0.3
                         with conn.transaction():  # a finish and a heartbeat of another run together
