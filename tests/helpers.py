@@ -266,12 +266,40 @@ def public_create_revoked(database_url: str) -> Iterator[None]:
                 conn.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
 
 
+# In the name of every role this test session makes, so that the session's check (conftest.py,
+# _server_state_unchanged) can tell its own roles from those of other sessions on a shared server.
+ROLE_TAG = f"t{uuid.uuid4().hex[:6]}"
+
+# Server-wide state a test may change only for its duration: roles and their settings, the rights
+# on the shared `public` schema, database- and role-level settings, ALTER SYSTEM's file.
+SERVER_STATE: dict[str, str] = {
+    "roles": "SELECT rolname, concat_ws(' ', rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, "
+    "rolreplication, rolbypassrls, rolconnlimit, rolconfig::text) FROM pg_roles WHERE rolname NOT LIKE 'pg\\_%%'",
+    "public schema": "SELECT 'acl', coalesce(nspacl::text, '') FROM pg_namespace WHERE nspname = 'public'",
+    "ALTER DATABASE/ROLE SET": "SELECT coalesce(d.datname, '*') || '/' || coalesce(r.rolname, '*'), s.setconfig::text "
+    "FROM pg_db_role_setting s LEFT JOIN pg_database d ON d.oid = s.setdatabase "
+    "LEFT JOIN pg_roles r ON r.oid = s.setrole",
+    "ALTER SYSTEM": "SELECT name, coalesce(setting, '') FROM pg_file_settings "
+    "WHERE sourcefile LIKE '%%postgresql.auto.conf'",
+}
+
+
+def server_state(database_url: str) -> dict[str, dict[str, str]]:
+    """The server-wide state of SERVER_STATE, by kind then name."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        return {
+            kind: {str(k): str(v) for k, v in conn.execute(query).fetchall()} for kind, query in SERVER_STATE.items()
+        }
+
+
 def drop_role(database_url: str, role: str) -> None:
-    """Drop `role` with what it owns and every privilege granted to it in this database."""
+    """Drop `role` with what it owns and every privilege granted to it in this database, after
+    ending its sessions."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
         if exists is None:
             return
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
         conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
         conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
@@ -279,7 +307,7 @@ def drop_role(database_url: str, role: str) -> None:
 @contextlib.contextmanager
 def login_role(database_url: str, prefix: str) -> Iterator[str]:
     """A new role (unique name, LOGIN, no superuser, no other attribute); dropped on exit."""
-    role = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    role = f"{prefix}_{ROLE_TAG}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER").format(sql.Identifier(role)))
     try:

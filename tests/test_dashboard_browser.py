@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 ARTIFACTS = Path(PROJECT_DIR) / "artifacts"
 API = "/api/v1/migrations"
+# The first test also pays for starting chromium (about 50 s on a loaded 2-core machine).
+pytestmark = pytest.mark.timeout(300)
 LAPTOP: ViewportSize = {"width": 1366, "height": 900}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 # The promise of issue 12: a run written by SQL is on the open page within 2 s.

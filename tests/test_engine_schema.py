@@ -12,7 +12,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from app import create_app
-from tests.helpers import insert_run, make_settings, run_body
+from tests.helpers import insert_run, login_role, make_settings, run_body
 
 API = "/api/v1/migrations"
 
@@ -79,23 +79,22 @@ def test_runs_without_the_right_to_create_anything(database_url: str, engine_sch
 
 
 def test_a_missing_table_without_the_right_to_create_it_stops_startup(database_url: str) -> None:
-    role = f"mig_none_{uuid.uuid4().hex[:8]}"
     schema = f"empty_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), sql.Identifier(role)))
-    try:
-        settings = make_settings(make_conninfo(database_url, user=role), schema)
-        # The lifespan's error reaches us wrapped in an ExceptionGroup.
-        with pytest.raises(BaseExceptionGroup) as failure, TestClient(app=create_app(settings)):
-            pass
-        assert "could not be created" in "".join(traceback.format_exception(failure.value))
-    finally:
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    with login_role(database_url, "mig_none") as role:
+        try:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+                conn.execute(
+                    sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), sql.Identifier(role))
+                )
+            settings = make_settings(make_conninfo(database_url, user=role), schema)
+            # The lifespan's error reaches us wrapped in an ExceptionGroup.
+            with pytest.raises(BaseExceptionGroup) as failure, TestClient(app=create_app(settings)):
+                pass
+            assert "could not be created" in "".join(traceback.format_exception(failure.value))
+        finally:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def test_two_instances_starting_at_once_apply_the_schema_once(database_url: str) -> None:

@@ -20,7 +20,7 @@ import pytest
 from config import Settings
 from tests.helpers import serve
 
-pytestmark = pytest.mark.fuzz
+pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(1800)]  # >= 2,000 schemathesis cases
 
 CHECKS = (
     "not_a_server_error",

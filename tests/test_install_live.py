@@ -162,6 +162,7 @@ def index_count(url: str, schema: str) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # loads 100,000 runs first
 def test_install_while_engines_write_never_stalls_them(database_url: str, busy_engine_schema: str) -> None:
     schema = busy_engine_schema
     indexes_before = index_count(database_url, schema)
