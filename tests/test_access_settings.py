@@ -13,7 +13,7 @@ from litestar.testing import TestClient
 from app import create_app
 from auth.tokens import hash_token
 from config import ConfigError, Settings, load_settings
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 TOKEN = "k" * 24
 

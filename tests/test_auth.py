@@ -26,7 +26,7 @@ from auth.__main__ import main as keys_command
 from auth.access import open_path_patterns
 from auth.tokens import parse_api_keys
 from config import DEFAULT_OPEN_PATHS, Settings
-from tests.conftest import FoldedClient, make_settings, run_body
+from tests.helpers import FoldedClient, make_settings, run_body
 
 API = "/api/v1/migrations"
 TOKENS = {scope: f"test-{scope}-token-{uuid.uuid4().hex}" for scope in SCOPES}

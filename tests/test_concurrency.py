@@ -10,9 +10,7 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
-from tests.conftest import run_body
-from tests.test_lifecycle import insert_run
-from tests.test_steps_write import count
+from tests.helpers import count, insert_run, run_body
 
 API = "/api/v1/migrations"
 

@@ -14,7 +14,7 @@ import pytest
 from litestar.testing import TestClient
 
 from tests.dashboard_data import add_steps, number, row_ids, seed_runs, soup
-from tests.stats_bruteforce import insert_run
+from tests.helpers import insert_run
 
 API = "/api/v1/migrations"
 

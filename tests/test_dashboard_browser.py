@@ -12,7 +12,6 @@ import random
 import shutil
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,15 +22,16 @@ import psycopg
 import pytest
 
 from config import PROJECT_DIR
-from tests.conftest import wait_folded
 from tests.dashboard_data import seed_runs
-from tests.stats_bruteforce import insert_run
+from tests.helpers import insert_checkpoint, insert_run, insert_state, wait_folded
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, ViewportSize
 
 ARTIFACTS = Path(PROJECT_DIR) / "artifacts"
 API = "/api/v1/migrations"
+# The first test also pays for starting chromium (about 50 s on a loaded 2-core machine).
+pytestmark = pytest.mark.timeout(300)
 LAPTOP: ViewportSize = {"width": 1366, "height": 900}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 # The promise of issue 12: a run written by SQL is on the open page within 2 s.
@@ -193,19 +193,11 @@ def test_run_page_follows_steps_and_checkpoints_live(
 
     for order, name in enumerate(("initializing", "file_reading"), 1):
         started = time.monotonic()
-        db.execute(
-            "INSERT INTO workflow_states (id, run_id, step_name, state_data, created_at, step_order) "
-            "VALUES (%s, %s, %s, '{}', %s, %s)",
-            (uuid.uuid4(), run_id, name, datetime.now(UTC), order),
-        )
+        insert_state(db, run_id, step_name=name, created_at=datetime.now(UTC), step_order=order)
         took = _wait_ms(page, f'#steps li[data-step-name="{name}"]', started)
         assert took < LIVE_WITHIN_MS, f"step {name} showed after {took:.0f} ms"
     started = time.monotonic()
-    db.execute(
-        "INSERT INTO workflow_checkpoints (id, run_id, checkpoint_name, state_data, created_at) "
-        "VALUES (%s, %s, 'after_file_reading', '{\"next_row\": 4001}', now())",
-        (uuid.uuid4(), run_id),
-    )
+    insert_checkpoint(db, run_id, checkpoint_name="after_file_reading", state_data={"next_row": 4001})
     took = _wait_ms(page, "#checkpoints tbody tr", started)
     assert took < LIVE_WITHIN_MS, f"the checkpoint showed after {took:.0f} ms"
     started = time.monotonic()

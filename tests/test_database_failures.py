@@ -17,7 +17,7 @@ from psycopg.conninfo import make_conninfo
 
 from app import create_app
 from config import Settings
-from tests.conftest import make_settings, run_body
+from tests.helpers import login_role, make_settings, run_body
 
 API = "/api/v1/migrations"
 
@@ -25,19 +25,13 @@ API = "/api/v1/migrations"
 @pytest.fixture
 def app_role(database_url: str, settings: Settings, _schema_ready: None) -> Iterator[str]:
     """A login of its own for the app, so that the test can cut just this app off the database."""
-    role = f"mig_cut_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    with login_role(database_url, "mig_cut") as role, psycopg.connect(database_url, autocommit=True) as conn:
         ident, schema = sql.Identifier(role), sql.Identifier(settings.db_schema)
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident))
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, ident))
         conn.execute(
             sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(schema, ident)
         )
-    yield role
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
-        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+        yield role
 
 
 def cut_off(database_url: str, role: str) -> None:

@@ -23,7 +23,7 @@ import pytest
 
 from config import PROJECT_DIR
 from db.embedded import HANDLES_FILE
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 
 def postgres_on(data_dir: Path) -> list[psutil.Process]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import traceback
 import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -13,29 +12,9 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from app import create_app
-from tests.conftest import make_settings, run_body
-from tests.server_state import login_role, public_create_revoked
+from tests.helpers import insert_run, login_role, make_settings, run_body
 
 API = "/api/v1/migrations"
-
-ENGINE_DDL = """
-CREATE TABLE migration_runs (id UUID PRIMARY KEY, file_path VARCHAR(500) NOT NULL,
-  record_type VARCHAR(100) NOT NULL, status VARCHAR(50) NOT NULL DEFAULT 'running'
-  CONSTRAINT engine_status_check CHECK (status IN ('running', 'completed', 'failed')),
-  created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
-  completed_at TIMESTAMPTZ, total_duration DOUBLE PRECISION, success BOOLEAN, error_message TEXT);
-CREATE INDEX engine_runs_by_status ON migration_runs (status);
-CREATE TABLE workflow_states (id UUID PRIMARY KEY,
-  run_id UUID NOT NULL REFERENCES migration_runs(id) ON DELETE CASCADE, step_name VARCHAR(100) NOT NULL,
-  state_data JSONB NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), step_order INTEGER NOT NULL,
-  metadata JSONB);
-CREATE TABLE workflow_checkpoints (id UUID PRIMARY KEY,
-  run_id UUID NOT NULL REFERENCES migration_runs(id) ON DELETE CASCADE,
-  checkpoint_name VARCHAR(100) NOT NULL, state_data JSONB NOT NULL,
-  created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), metadata JSONB);
-CREATE TABLE engine_heartbeats (worker TEXT PRIMARY KEY, seen_at TIMESTAMPTZ NOT NULL);
-INSERT INTO engine_heartbeats VALUES ('worker-1', now());
-"""
 
 # Every table, column, constraint and index of a schema, to compare before and after.
 CATALOG = """
@@ -50,18 +29,6 @@ SELECT 'index', indexname, indexdef FROM pg_indexes WHERE schemaname = %(s)s
 """
 
 
-@pytest.fixture
-def engine_schema(database_url: str) -> Iterator[str]:
-    name = f"engine_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("SET search_path = {}").format(sql.Identifier(name)))
-        conn.execute(ENGINE_DDL)
-    yield name
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
-
-
 def catalog(database_url: str, schema: str) -> set[tuple[str, str, str]]:
     with psycopg.connect(database_url) as conn:
         return {tuple(r) for r in conn.execute(CATALOG, {"s": schema}).fetchall()}
@@ -71,11 +38,7 @@ def test_serves_an_engine_made_database_and_changes_nothing_that_existed(databas
     before = catalog(database_url, engine_schema)
     run_id = uuid.uuid4()
     with psycopg.connect(database_url, autocommit=True, options=f"-c search_path={engine_schema}") as conn:
-        conn.execute(
-            "INSERT INTO migration_runs (id, file_path, record_type, status) "
-            "VALUES (%s, 'in/a.csv', 'claim', 'failed')",
-            (run_id,),
-        )
+        insert_run(conn, "failed", id=run_id, file_path="in/a.csv")
     settings = make_settings(database_url, engine_schema)
     with TestClient(app=create_app(settings)) as client:
         assert client.get("/health").status_code == 200
@@ -100,19 +63,6 @@ def test_serves_an_engine_made_database_and_changes_nothing_that_existed(databas
         assert conn.execute("SELECT worker FROM engine_heartbeats").fetchall() == [("worker-1",)]
 
 
-@pytest.fixture
-def restricted_role(database_url: str, engine_schema: str) -> Iterator[str]:
-    """A login that may read and write the engines' tables but create nothing."""
-    with login_role(database_url, "mig_app") as role, public_create_revoked(database_url):
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            ident, schema = sql.Identifier(role), sql.Identifier(engine_schema)
-            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, ident))
-            conn.execute(
-                sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(schema, ident)
-            )
-        yield role
-
-
 def test_runs_without_the_right_to_create_anything(database_url: str, engine_schema: str, restricted_role: str) -> None:
     before = catalog(database_url, engine_schema)
     url = make_conninfo(database_url, user=restricted_role)
@@ -129,23 +79,22 @@ def test_runs_without_the_right_to_create_anything(database_url: str, engine_sch
 
 
 def test_a_missing_table_without_the_right_to_create_it_stops_startup(database_url: str) -> None:
-    role = f"mig_none_{uuid.uuid4().hex[:8]}"
     schema = f"empty_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), sql.Identifier(role)))
-    try:
-        settings = make_settings(make_conninfo(database_url, user=role), schema)
-        # The lifespan's error reaches us wrapped in an ExceptionGroup.
-        with pytest.raises(BaseExceptionGroup) as failure, TestClient(app=create_app(settings)):
-            pass
-        assert "could not be created" in "".join(traceback.format_exception(failure.value))
-    finally:
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    with login_role(database_url, "mig_none") as role:
+        try:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+                conn.execute(
+                    sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), sql.Identifier(role))
+                )
+            settings = make_settings(make_conninfo(database_url, user=role), schema)
+            # The lifespan's error reaches us wrapped in an ExceptionGroup.
+            with pytest.raises(BaseExceptionGroup) as failure, TestClient(app=create_app(settings)):
+                pass
+            assert "could not be created" in "".join(traceback.format_exception(failure.value))
+        finally:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def test_two_instances_starting_at_once_apply_the_schema_once(database_url: str) -> None:

@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from config import Settings
-from tests.conftest import run_body, serve
+from tests.helpers import insert_checkpoint, insert_run, insert_state, run_body, serve
 
 API = "/api/v1/migrations"
 Message = dict[str, Any]
@@ -138,15 +138,9 @@ def test_api_and_engine_writes_arrive_in_order_with_their_fields(
     assert created.status_code == 201
     run_id = created.json()["id"]
     # The rest as an engine writes it: plain SQL into its tables, three transactions.
-    db.execute(
-        "INSERT INTO workflow_states (id, run_id, step_name, state_data, step_order) VALUES (%s, %s, 'read', '{}', 1)",
-        (uuid.uuid4(), run_id),
-    )
+    insert_state(db, run_id, step_name="read", step_order=1)
     with db.transaction():
-        db.execute(
-            "INSERT INTO workflow_checkpoints (id, run_id, checkpoint_name, state_data) VALUES (%s, %s, 'half', '{}')",
-            (uuid.uuid4(), run_id),
-        )
+        insert_checkpoint(db, run_id, checkpoint_name="half")
         db.execute(
             "UPDATE migration_runs SET status = 'failed', success = false, error_message = 'boom' WHERE id = %s",
             (run_id,),
@@ -154,13 +148,9 @@ def test_api_and_engine_writes_arrive_in_order_with_their_fields(
     db.execute("DELETE FROM workflow_checkpoints WHERE run_id = %s", (run_id,))
     db.execute("DELETE FROM workflow_states WHERE run_id = %s", (run_id,))
     db.execute("DELETE FROM migration_runs WHERE id = %s", (run_id,))
-    engine_run = db.execute(
-        "INSERT INTO migration_runs (id, file_path, record_type, status) "
-        "VALUES (gen_random_uuid(), 'in/e.csv', 'absence', 'running') RETURNING id"
-    ).fetchone()
-    assert engine_run is not None
+    engine_run = insert_run(db, file_path="in/e.csv", record_type="absence")
     started = time.monotonic()
-    messages = stream.wait_for(lambda ms: any(m.get("run_id") == str(engine_run[0]) for m in ms), timeout=2.0)
+    messages = stream.wait_for(lambda ms: any(m.get("run_id") == engine_run for m in ms), timeout=2.0)
     assert time.monotonic() - started < 2.0
     mine = of_run(messages, run_id)
     assert [m["kind"] for m in mine] == [
@@ -183,7 +173,7 @@ def test_api_and_engine_writes_arrive_in_order_with_their_fields(
     assert updated["status"] == "failed"
     assert deleted["run"] is None
     assert deleted["status"] == "failed"
-    engine_created = of_run(messages, str(engine_run[0]))
+    engine_created = of_run(messages, engine_run)
     assert [m["kind"] for m in engine_created] == ["run_created"]
     assert engine_created[0]["run"]["file_path"] == "in/e.csv"
     assert engine_created[0]["run"]["status"] == "running"
@@ -273,10 +263,7 @@ def test_changes_feed_pages_the_same_events(events_server: str, db: psycopg.Conn
     )
     run_id = httpx.post(f"{events_server}{API}", json=run_body(record_type="claim")).json()["id"]
     for order in (1, 2, 3):
-        db.execute(
-            "INSERT INTO workflow_states (id, run_id, step_name, state_data, step_order) VALUES (%s, %s, %s, '{}', %s)",
-            (uuid.uuid4(), run_id, f"step{order}", order),
-        )
+        insert_state(db, run_id, step_name=f"step{order}", step_order=order)
     deadline = time.monotonic() + 5
     after, got = before, list[Message]()
     while len(got) < 4:

@@ -22,7 +22,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from config import Settings
 from db.embedded import EmbeddedPostgres, start_embedded
-from tests.conftest import run_body, serve
+from tests.helpers import run_body, serve
 
 API = "/api/v1/migrations"
 

@@ -18,9 +18,9 @@ import psycopg
 import pytest
 
 from config import Settings
-from tests.conftest import serve
+from tests.helpers import serve
 
-pytestmark = pytest.mark.fuzz
+pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(1800)]  # >= 2,000 schemathesis cases
 
 CHECKS = (
     "not_a_server_error",

@@ -15,10 +15,7 @@ from psycopg.conninfo import make_conninfo
 
 from app import create_app
 from config import Settings
-from tests.conftest import make_settings, run_body
-from tests.test_engine_schema import engine_schema, restricted_role  # noqa: F401  (fixtures)
-from tests.test_lifecycle import insert_run
-from tests.test_steps_write import count
+from tests.helpers import count, insert_run, make_settings, run_body
 
 API = "/api/v1/migrations"
 
@@ -125,8 +122,8 @@ def test_a_bad_key_is_400(client: TestClient[Any], db: psycopg.Connection[Any], 
 @pytest.fixture
 def client_without_key_table(
     database_url: str,
-    engine_schema: str,  # noqa: F811
-    restricted_role: str,  # noqa: F811
+    engine_schema: str,
+    restricted_role: str,
 ) -> Iterator[TestClient[Any]]:
     """The service as a user that may not create the idempotency table (so it does not exist)."""
     settings = make_settings(make_conninfo(database_url, user=restricted_role), engine_schema)
@@ -137,7 +134,7 @@ def client_without_key_table(
 def test_without_the_key_table_a_keyed_request_is_503(
     client_without_key_table: TestClient[Any],
     database_url: str,
-    engine_schema: str,  # noqa: F811
+    engine_schema: str,
 ) -> None:
     client = client_without_key_table
     refused = client.post(API, json=run_body(), headers=keyed("k"))

@@ -21,21 +21,11 @@ import pytest
 from psycopg import sql
 
 from db.schema import ensure_schema  # what `python -m db.migrate` runs
+from tests.helpers import ENGINE_SCHEMA
 
 RUNS = 100_000
 ENGINE_THREADS = 2
 MAX_STATEMENT_SECONDS = 1.0
-
-# The engines' own schema, the statements of ../shared/perf/schema.sql verbatim; search_path puts
-# the tables in this test's schema.
-ENGINE_SCHEMA = """
-CREATE TABLE migration_runs (id UUID PRIMARY KEY, file_path VARCHAR(500) NOT NULL, record_type VARCHAR(100) NOT NULL, status VARCHAR(50) NOT NULL DEFAULT 'running', created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), completed_at TIMESTAMPTZ, total_duration DOUBLE PRECISION, success BOOLEAN, error_message TEXT);
-CREATE INDEX ON migration_runs(status); CREATE INDEX ON migration_runs(created_at); CREATE INDEX ON migration_runs(file_path); CREATE INDEX ON migration_runs(record_type);
-CREATE TABLE workflow_states (id UUID PRIMARY KEY, run_id UUID NOT NULL REFERENCES migration_runs(id) ON DELETE CASCADE, step_name VARCHAR(100) NOT NULL, state_data JSONB NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), step_order INTEGER NOT NULL, metadata JSONB);
-CREATE INDEX ON workflow_states(run_id);
-CREATE TABLE workflow_checkpoints (id UUID PRIMARY KEY, run_id UUID NOT NULL REFERENCES migration_runs(id) ON DELETE CASCADE, checkpoint_name VARCHAR(100) NOT NULL, state_data JSONB NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(), metadata JSONB);
-CREATE INDEX ON workflow_checkpoints(run_id);
-"""  # noqa: E501
 
 # Existing runs over the last 90 days (80 % completed, 15 % failed, 5 % running), 2-5 states and
 # 1-2 checkpoints each: the installation's indexes and backfills have real work to do.
@@ -172,6 +162,7 @@ def index_count(url: str, schema: str) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # loads 100,000 runs first
 def test_install_while_engines_write_never_stalls_them(database_url: str, busy_engine_schema: str) -> None:
     schema = busy_engine_schema
     indexes_before = index_count(database_url, schema)

@@ -16,9 +16,9 @@ import psycopg
 import pytest
 
 from config import Settings
-from tests.conftest import run_body, serve
+from tests.helpers import run_body, serve
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # two live servers per test
 
 API = "/api/v1/migrations"
 Pair = tuple[str, str]

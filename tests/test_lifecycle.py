@@ -17,8 +17,7 @@ from psycopg import sql
 import lifecycle
 from app import create_app
 from errors import Conflict, DomainError
-from tests.conftest import make_settings, run_body
-from tests.test_engine_schema import ENGINE_DDL
+from tests.helpers import ENGINE_DDL, insert_checkpoint, insert_run, insert_state, make_settings, run_body
 
 API = "/api/v1/migrations"
 STATUSES = ("pending", "running", "paused", "completed", "failed", "cancelled")
@@ -111,22 +110,6 @@ def test_plan_create_in_a_final_status() -> None:
 
 
 # --- over HTTP ------------------------------------------------------------------------------------
-
-
-def insert_run(db: psycopg.Connection[Any], status: str, **fields: Any) -> str:
-    run_id = str(uuid.uuid4())
-    db.execute(
-        "INSERT INTO migration_runs (id, file_path, record_type, status, created_at, completed_at, success) "
-        "VALUES (%(id)s, 'in/a.csv', 'claim', %(status)s, %(created_at)s, %(completed_at)s, %(success)s)",
-        {
-            "id": run_id,
-            "status": status,
-            "created_at": fields.get("created_at", datetime.now(UTC)),
-            "completed_at": fields.get("completed_at"),
-            "success": fields.get("success"),
-        },
-    )
-    return run_id
 
 
 def stored(db: psycopg.Connection[Any], run_id: str) -> tuple[Any, ...]:
@@ -238,14 +221,8 @@ def test_cancel_without_a_body_and_refusals(client: TestClient[Any], db: psycopg
 @pytest.mark.parametrize("status", ["running", "paused"])
 def test_deleting_an_active_run_needs_force(client: TestClient[Any], db: psycopg.Connection[Any], status: str) -> None:
     run_id = insert_run(db, status)
-    db.execute(
-        "INSERT INTO workflow_states (id, run_id, step_name, state_data, step_order) VALUES (%s, %s, 's', '{}', 1)",
-        (uuid.uuid4(), run_id),
-    )
-    db.execute(
-        "INSERT INTO workflow_checkpoints (id, run_id, checkpoint_name, state_data) VALUES (%s, %s, 'c', '{}')",
-        (uuid.uuid4(), run_id),
-    )
+    insert_state(db, run_id, step_name="s")
+    insert_checkpoint(db, run_id, checkpoint_name="c")
     refused = client.delete(f"{API}/{run_id}")
     assert refused.status_code == 409
     detail = refused.json()["detail"]

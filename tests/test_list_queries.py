@@ -19,8 +19,7 @@ from polyfactory.factories.msgspec_factory import MsgspecFactory
 from app import create_app
 from config import Settings
 from dto.runs import RunRead
-from tests.conftest import FoldedClient
-from tests.test_run_cache import eventually
+from tests.helpers import FoldedClient, eventually
 
 API = "/api/v1/migrations"
 BASE = datetime(2026, 3, 1, tzinfo=UTC)

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from config import Settings
 from db.schema import LATEST
-from tests.conftest import run_body, serve
+from tests.helpers import run_body, serve
 
 API = "/api/v1/migrations"
 

@@ -11,7 +11,7 @@ import pytest
 from litestar.testing import TestClient
 
 from repositories.paging import DEFAULT_PAGE_ITEMS, MAX_PAGE_BYTES, MAX_PAGE_ITEMS
-from tests.conftest import run_body
+from tests.helpers import run_body
 
 API = "/api/v1/migrations"
 

@@ -26,9 +26,9 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from config import PROJECT_DIR, Settings
-from tests.conftest import free_port, run_body, serve
+from tests.helpers import free_port, run_body, serve
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # 1,020 requests through the pooler
 
 API = "/api/v1/migrations"
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"

@@ -13,13 +13,16 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from tests.test_lifecycle import insert_run
+from tests.helpers import insert_run
 
 API = "/api/v1/migrations"
+# Hypothesis runs each property over many examples (up to about 30 s each on a loaded machine).
+pytestmark = pytest.mark.timeout(300)
 PROPERTY_SETTINGS = settings(
     max_examples=75, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

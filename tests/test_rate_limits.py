@@ -16,7 +16,7 @@ from litestar.testing import TestClient
 from app import create_app
 from auth.tokens import parse_api_keys
 from config import Settings
-from tests.conftest import make_settings, serve
+from tests.helpers import make_settings, serve
 
 API = "/api/v1/migrations"
 # Database 11 of the machine's Redis, under a namespace of this test run: nothing else is touched.

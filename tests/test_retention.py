@@ -17,7 +17,7 @@ from litestar.testing import TestClient
 
 from config import Settings
 from db.retention import prune
-from tests.conftest import wait_folded
+from tests.helpers import insert_checkpoint, insert_run, insert_state, wait_folded
 
 API = "/api/v1/migrations"
 
@@ -26,28 +26,18 @@ def add_run(db: psycopg.Connection[Any], days_ago: float, status: str) -> uuid.U
     run_id = uuid.uuid4()
     created = datetime.now(UTC) - timedelta(days=days_ago)
     done = status in {"completed", "failed", "cancelled"}
-    db.execute(
-        "INSERT INTO migration_runs (id, file_path, record_type, status, created_at, updated_at, completed_at, "
-        "total_duration, success) VALUES (%s, %s, 'claim', %s, %s, %s, %s, %s, %s)",
-        (
-            run_id,
-            f"in/{run_id}.csv",
-            status,
-            created,
-            created,
-            created + timedelta(seconds=30) if done else None,
-            30.0 if done else None,
-            (status == "completed") if done else None,
-        ),
+    insert_run(
+        db,
+        status,
+        id=run_id,
+        file_path=f"in/{run_id}.csv",
+        created_at=created,
+        completed_at=created + timedelta(seconds=30) if done else None,
+        total_duration=30.0 if done else None,
+        success=(status == "completed") if done else None,
     )
-    db.execute(
-        "INSERT INTO workflow_states (id, run_id, step_name, state_data, step_order) VALUES (%s, %s, 'read', '{}', 1)",
-        (uuid.uuid4(), run_id),
-    )
-    db.execute(
-        "INSERT INTO workflow_checkpoints (id, run_id, checkpoint_name, state_data) VALUES (%s, %s, 'c', '{}')",
-        (uuid.uuid4(), run_id),
-    )
+    insert_state(db, run_id, step_name="read", step_order=1)
+    insert_checkpoint(db, run_id, checkpoint_name="c")
     return run_id
 
 

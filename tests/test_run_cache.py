@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
 from litestar.testing import TestClient
 
 from cache import RunCache
-from tests.conftest import run_body
+from tests.helpers import eventually, insert_state, run_body
 
 API = "/api/v1/migrations"
-
-
-def eventually(check: Callable[[], bool], seconds: float = 3.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
 
 
 def cache_of(client: TestClient[Any]) -> RunCache:
@@ -49,10 +38,7 @@ def test_an_engines_direct_write_reaches_readers(client: TestClient[Any], db: ps
     assert client.get(f"{API}/{run['id']}").json()["error_message"] is None
     client.get(f"{API}/{run['id']}/states")
     db.execute("UPDATE migration_runs SET error_message = 'engine says hi' WHERE id = %s", (run["id"],))
-    db.execute(
-        "INSERT INTO workflow_states (id, run_id, step_name, state_data, step_order) VALUES (%s, %s, 'x', '{}', 1)",
-        (uuid.uuid4(), run["id"]),
-    )
+    insert_state(db, run["id"], step_name="x", step_order=1)
     assert eventually(lambda: client.get(f"{API}/{run['id']}").json()["error_message"] == "engine says hi")
     assert eventually(lambda: len(client.get(f"{API}/{run['id']}/states").json()) == 1)
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
-from tests.conftest import run_body
+from tests.helpers import insert_checkpoint, insert_run, insert_state, run_body
 
 API = "/api/v1/migrations"
 RUN_FIELDS = {
@@ -25,22 +25,6 @@ RUN_FIELDS = {
     "success",
     "error_message",
 }
-
-
-def insert_run(db: psycopg.Connection[Any], **fields: Any) -> str:
-    """Write a run directly, as an engine does."""
-    row = {
-        "id": str(uuid.uuid4()),
-        "file_path": "data/input/claim_1.csv",
-        "record_type": "claim",
-        "status": "running",
-        "created_at": datetime.now(UTC),
-        **fields,
-    }
-    cols = ", ".join(row)
-    vals = ", ".join(f"%({k})s" for k in row)
-    db.execute(f"INSERT INTO migration_runs ({cols}) VALUES ({vals})", row)
-    return str(row["id"])
 
 
 def test_root_lists_docs_and_endpoints(client: TestClient[Any]) -> None:
@@ -267,16 +251,17 @@ def test_states_and_checkpoints_in_order(client: TestClient[Any], db: psycopg.Co
     empty = insert_run(db)
     now = datetime.now(UTC)
     for order, name in ((2, "file_reading"), (1, "initializing"), (3, "data_mapping")):
-        db.execute(
-            "INSERT INTO workflow_states (id, run_id, step_name, state_data, step_order, metadata) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            (uuid.uuid4(), run_id, name, '{"records": 5}', order, None if order == 1 else '{"host": "n1"}'),
+        insert_state(
+            db,
+            run_id,
+            step_name=name,
+            state_data={"records": 5},
+            step_order=order,
+            metadata=None if order == 1 else {"host": "n1"},
         )
     for minutes, name in ((1, "b"), (5, "a")):
-        db.execute(
-            "INSERT INTO workflow_checkpoints (id, run_id, checkpoint_name, state_data, created_at) "
-            "VALUES (%s, %s, %s, %s, %s)",
-            (uuid.uuid4(), run_id, name, '{"k": [1, 2]}', now - timedelta(minutes=minutes)),
+        insert_checkpoint(
+            db, run_id, checkpoint_name=name, state_data={"k": [1, 2]}, created_at=now - timedelta(minutes=minutes)
         )
     states = client.get(f"{API}/{run_id}/states").json()
     assert [s["step_name"] for s in states] == ["initializing", "file_reading", "data_mapping"]
@@ -315,14 +300,8 @@ def test_patch_errors(client: TestClient[Any], db: psycopg.Connection[Any]) -> N
 
 def test_delete_removes_states_and_checkpoints(client: TestClient[Any], db: psycopg.Connection[Any]) -> None:
     run_id = insert_run(db, status="completed", success=True, completed_at=datetime.now(UTC))
-    db.execute(
-        "INSERT INTO workflow_states (id, run_id, step_name, state_data, step_order) VALUES (%s, %s, 's', '{}', 1)",
-        (uuid.uuid4(), run_id),
-    )
-    db.execute(
-        "INSERT INTO workflow_checkpoints (id, run_id, checkpoint_name, state_data) VALUES (%s, %s, 'c', '{}')",
-        (uuid.uuid4(), run_id),
-    )
+    insert_state(db, run_id, step_name="s")
+    insert_checkpoint(db, run_id, checkpoint_name="c")
     response = client.delete(f"{API}/{run_id}")
     assert response.status_code == 204
     assert response.content == b""

@@ -25,9 +25,7 @@ from app import create_app
 from config import PROJECT_DIR
 from db.schema import LATEST, MIGRATIONS, ensure_schema
 from db.uninstall import uninstall
-from tests.conftest import make_settings
-from tests.server_state import connect_as, login_role
-from tests.test_install_live import ENGINE_SCHEMA  # ../shared/perf/schema.sql, verbatim
+from tests.helpers import ENGINE_SCHEMA, connect_as, login_role, make_settings
 
 API = "/api/v1/migrations"
 ENGINE_TABLES = ("migration_runs", "workflow_states", "workflow_checkpoints")

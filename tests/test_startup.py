@@ -20,7 +20,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from app import StartupFailed, create_app
 from config import PROJECT_DIR, Settings, mask_password
 from db.schema import LATEST
-from tests.conftest import free_port, make_settings
+from tests.helpers import free_port, make_settings
 
 PASSWORD = "s3cret-pw"
 

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
-from tests.conftest import FoldedClient
+from tests.helpers import FoldedClient, insert_checkpoint, insert_run, insert_state
 from tests.stats_bruteforce import (
     DAY,
     HOUR,
@@ -24,7 +24,6 @@ from tests.stats_bruteforce import (
     fetch_runs,
     fingerprint,
     floor_hour,
-    insert_run,
 )
 
 API = "/api/v1/migrations"
@@ -164,16 +163,8 @@ def test_last_24h_running_and_stuck(client: TestClient[Any], db: psycopg.Connect
         (old_state, now - timedelta(minutes=45)),
         (finished_state, now - timedelta(minutes=2)),
     ):
-        db.execute(
-            "INSERT INTO workflow_states (id, run_id, step_name, state_data, created_at, step_order) "
-            "VALUES (%s, %s, 'file_reading', '{}', %s, 1)",
-            (uuid.uuid4(), run_id, at),
-        )
-    db.execute(
-        "INSERT INTO workflow_checkpoints (id, run_id, checkpoint_name, state_data, created_at) "
-        "VALUES (%s, %s, 'after_file_reading', '{}', %s)",
-        (uuid.uuid4(), with_checkpoint, now - timedelta(minutes=1)),
-    )
+        insert_state(db, run_id, step_name="file_reading", created_at=at, step_order=1)
+    insert_checkpoint(db, with_checkpoint, checkpoint_name="after_file_reading", created_at=now - timedelta(minutes=1))
     body = client.get(f"{API}/stats").json()
     assert body["recent_24h"] == 7
     assert body["last_24h"] == {"started": 7, "finished": 2, "failed": 1}

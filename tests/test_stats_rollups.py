@@ -21,8 +21,17 @@ from psycopg.conninfo import make_conninfo
 
 from app import create_app
 from changelog.folder import FOLD_LOCK_KEY
-from tests.conftest import make_settings, run_body, wait_folded
-from tests.server_state import login_role, public_create_revoked
+from tests.helpers import (
+    ENGINE_DDL,
+    insert_checkpoint,
+    insert_run,
+    insert_state,
+    login_role,
+    make_settings,
+    public_create_revoked,
+    run_body,
+    wait_folded,
+)
 from tests.stats_bruteforce import (
     DAY,
     HOUR,
@@ -32,9 +41,7 @@ from tests.stats_bruteforce import (
     expected_summary,
     fetch_runs,
     fingerprint,
-    insert_run,
 )
-from tests.test_engine_schema import ENGINE_DDL
 
 API = "/api/v1/migrations"
 
@@ -341,10 +348,8 @@ def test_statistics_without_rollups_are_computed_from_the_base_table(
             completed_at=now - HOUR + timedelta(seconds=12),
         )
         for order, (name, minute) in enumerate((("initializing", 0), ("file_reading", 2), ("completed", 7)), 1):
-            engine.execute(
-                "INSERT INTO workflow_states (id, run_id, step_name, state_data, created_at, step_order) "
-                "VALUES (%s, %s, %s, '{}', %s, %s)",
-                (uuid.uuid4(), run_id, name, now - HOUR + timedelta(seconds=minute), order),
+            insert_state(
+                engine, run_id, step_name=name, created_at=now - HOUR + timedelta(seconds=minute), step_order=order
             )
         rows = fetch_runs(engine)
         tables = {r[0] for r in engine.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))}
@@ -410,11 +415,7 @@ def test_rollups_stay_exact_under_16_concurrent_engine_connections(
                     action = rng.random()
                     if action < 0.45 or not mine:
                         mine.append(insert_run(conn, record_type=rng.choice(("claim", "absence", "employee"))))
-                        conn.execute(
-                            "INSERT INTO workflow_states (id, run_id, step_name, state_data, step_order) "
-                            "VALUES (gen_random_uuid(), %s, 'read', '{}', 1)",
-                            (mine[-1],),
-                        )
+                        insert_state(conn, mine[-1], step_name="read", step_order=1)
                     elif action < 0.75:
                         failed = rng.random() < 0.3
                         with conn.transaction():  # a finish and a heartbeat of another run together
@@ -472,20 +473,6 @@ def test_run_activity_is_exact_before_and_after_each_fold(
     quiet = insert_run(db, status="running", created_at=old)
     finishing = insert_run(db, status="running", created_at=old)
 
-    def add_step(table: str, run_id: str, at: datetime) -> None:
-        if table == "workflow_states":
-            db.execute(
-                "INSERT INTO workflow_states (id, run_id, step_name, state_data, created_at, step_order) "
-                "VALUES (%s, %s, 'file_reading', '{}', %s, 1)",
-                (uuid.uuid4(), run_id, at),
-            )
-        else:
-            db.execute(
-                "INSERT INTO workflow_checkpoints (id, run_id, checkpoint_name, state_data, created_at) "
-                "VALUES (%s, %s, 'after_file_reading', '{}', %s)",
-                (uuid.uuid4(), run_id, at),
-            )
-
     def activity() -> set[tuple[Any, ...]]:
         return {tuple(r) for r in db.execute("SELECT run_id, last_step_at FROM migration_api_run_activity")}
 
@@ -495,9 +482,9 @@ def test_run_activity_is_exact_before_and_after_each_fold(
         with psycopg.connect(database_url, autocommit=True) as holder:
             # Hold the folder's turn: what the engine writes now stays in the change log.
             holder.execute("SELECT pg_advisory_lock(%s)", (FOLD_LOCK_KEY,))
-            add_step("workflow_states", revived, now - timedelta(minutes=1))
-            add_step("workflow_checkpoints", finishing, now - timedelta(minutes=2))
-            add_step("workflow_states", quiet, now - timedelta(hours=1))  # too old to count
+            insert_state(db, revived, created_at=now - timedelta(minutes=1))
+            insert_checkpoint(db, finishing, created_at=now - timedelta(minutes=2))
+            insert_state(db, quiet, created_at=now - timedelta(hours=1))  # too old to count
             assert db.execute("SELECT count(*) FROM migration_api_changes WHERE s = 0").fetchone() == (3,)
             assert client.get(f"{API}/stats").json()["stuck"] == 1
             holder.execute("SELECT pg_advisory_unlock(%s)", (FOLD_LOCK_KEY,))

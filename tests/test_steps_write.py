@@ -14,15 +14,9 @@ from litestar.testing import TestClient
 
 from app import create_app
 from config import Settings
-from tests.test_lifecycle import insert_run
+from tests.helpers import count, insert_run, insert_state
 
 API = "/api/v1/migrations"
-
-
-def count(db: psycopg.Connection[Any], table: str) -> int:
-    row = db.execute(f"SELECT count(*) FROM {table}").fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def state(step_name: str = "file_reading", **fields: Any) -> dict[str, Any]:
@@ -40,10 +34,7 @@ def test_append_a_state_numbers_it_and_gives_its_location(client: TestClient[Any
     assert first.headers["location"] == f"{API}/{run_id}/states/{body['id']}"
     assert client.get(first.headers["location"]).json() == body
     # an engine writes step 7 directly; the API numbers after it
-    db.execute(
-        "INSERT INTO workflow_states (id, run_id, step_name, state_data, step_order) VALUES (%s, %s, 'x', '{}', 7)",
-        (uuid.uuid4(), run_id),
-    )
+    insert_state(db, run_id, step_name="x", step_order=7)
     assert client.post(f"{API}/{run_id}/states", json=state()).json()["step_order"] == 8
     assert client.post(f"{API}/{run_id}/states", json=state(step_order=3)).json()["step_order"] == 3
     latest = client.get(f"{API}/{run_id}/states/latest").json()

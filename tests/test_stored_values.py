@@ -26,9 +26,8 @@ from app import create_app
 from config import Settings
 from dto.runs import RunRead
 from repositories.run_queries import SORT_COLUMNS
-from tests.conftest import FoldedClient
+from tests.helpers import FoldedClient, eventually
 from tests.stats_bruteforce import assert_duration, assert_summary_matches, expected_duration, expected_summary
-from tests.test_run_cache import eventually
 
 API = "/api/v1/migrations"
 BASE = datetime(2026, 5, 4, 10, 30, tzinfo=UTC)

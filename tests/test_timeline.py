@@ -12,7 +12,7 @@ import psycopg
 from litestar.testing import TestClient
 
 from repositories.timeline import REFERENCE_RUNS
-from tests.stats_bruteforce import insert_run
+from tests.helpers import insert_run, insert_state
 
 API = "/api/v1/migrations"
 STEPS = ("initializing", "file_reading", "data_mapping", "completed")
@@ -22,11 +22,7 @@ def add_states(db: psycopg.Connection[Any], run_id: str, start: datetime, second
     """One state per step, the k-th at start + the first k durations."""
     at = start
     for order, (name, took) in enumerate(zip(STEPS, seconds, strict=False), 1):
-        db.execute(
-            "INSERT INTO workflow_states (id, run_id, step_name, state_data, created_at, step_order) "
-            "VALUES (%s, %s, %s, '{}', %s, %s)",
-            (uuid.uuid4(), run_id, name, at, order),
-        )
+        insert_state(db, run_id, step_name=name, created_at=at, step_order=order)
         at += timedelta(seconds=took)
 
 
