@@ -41,6 +41,7 @@ from db.embedded import start_embedded
 from db.outage import Gate, heartbeat
 from db.pool import check_pooled_schema, create_pool
 from db.reach import DatabaseUnreachable, check_database, target
+from db.replica import Replica, stamp_commit_position
 from db.schema import ensure_schema, repair_schema
 from docs_site import StrictStructSchemaPlugin, mark_optional_bodies, openapi_config, static_routers
 from errors import EXCEPTION_HANDLERS
@@ -86,6 +87,11 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.keyring.pool = pool
         tasks: list[asyncio.Task[None]] = app.state.background_tasks
         tasks.append(asyncio.create_task(heartbeat(gate, url, pool.check), name="database-heartbeat"))
+        if settings.database_read_url is not None:
+            replica = Replica(settings.database_read_url, settings, pool)
+            await replica.open()
+            app.state.replica = replica
+            tasks.append(asyncio.create_task(replica.run(), name="read-replica-monitor"))
         restore_signals = None
         try:
             app.state.schema_version = version or await _schema_version(pool)
@@ -124,6 +130,9 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
             for task in tasks:
                 await stop_task(task)
             tasks.clear()
+            if app.state.replica is not None:
+                await app.state.replica.close()
+                app.state.replica = None
             await pool.close()
     finally:
         if embedded is not None:
@@ -239,7 +248,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_startup=[mark_optional_bodies],
         state=_initial_state(settings),
         exception_handlers=EXCEPTION_HANDLERS,
-        before_send=[forget_written_run],
+        before_send=[forget_written_run, stamp_commit_position],
         template_config=template_config(),
         before_request=check_input,
         middleware=middleware,
@@ -303,6 +312,7 @@ def _initial_state(settings: Settings) -> State:
             "run_cache": None,
             "folder": None,
             "hub": None,
+            "replica": None,
             "background_tasks": [],
             "gate": Gate(),
             "keyring": KeyRing(settings.api_keys, settings.api_key_pepper, settings.auth_cache_seconds),

@@ -61,6 +61,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_direct_url: str | None = None
     # "transaction": DATABASE_URL is a transaction-mode pooler (README, "Behind PgBouncer").
     db_pooler: str = "none"
+    # A hot standby for list reads (db/replica.py, docs/scaling.md); None means none.
+    database_read_url: str | None = None
+    # A replica further behind than this (seconds) is not read from; a read that must see a write
+    # waits at most replica_wait_ms for the replica to replay it, then goes to the primary.
+    replica_max_lag_seconds: float = 5.0
+    replica_wait_ms: int = 250
     db_schema: str = "public"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -246,6 +252,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         database_url=database_url,
         database_direct_url=direct_url,
         db_pooler=pooler,
+        database_read_url=_libpq_url(env, "DATABASE_READ_URL"),
+        replica_max_lag_seconds=_float(env, "REPLICA_MAX_LAG_SECONDS", 5.0, 0.1),
+        replica_wait_ms=_int(env, "REPLICA_WAIT_MS", 250, 0, 60_000),
         db_schema=schema,
         host=_env(env, "HOST") or "127.0.0.1",
         port=_int(env, "PORT", 8000, 1, 65535),
