@@ -84,7 +84,7 @@ EXTRA=(
 )
 [ -n "${BENCH_ENDPOINTS:-}" ] && EXTRA=()
 
-SERVICE_ENV="DATABASE_URL='$APP_URL'"
+SERVICE_ENV="DATABASE_URL='$APP_URL' RATE_LIMIT=off"
 if [ "${BENCH_PGBOUNCER:-0}" = 1 ]; then
   POOLER_OUT=$(mktemp)
   .venv/bin/python bench/pgbouncer.py "$APP_URL" > "$POOLER_OUT" &
@@ -93,7 +93,7 @@ if [ "${BENCH_PGBOUNCER:-0}" = 1 ]; then
   POOLER_URL=$(head -1 "$POOLER_OUT")
   [ -n "$POOLER_URL" ] || { echo "PgBouncer did not start" >&2; exit 1; }
   # The pooler's database entry has no search path; the service's schema is the default (public).
-  SERVICE_ENV="DATABASE_URL='$POOLER_URL' DATABASE_DIRECT_URL='$APP_URL' DB_POOLER=transaction"
+  SERVICE_ENV="DATABASE_URL='$POOLER_URL' DATABASE_DIRECT_URL='$APP_URL' DB_POOLER=transaction RATE_LIMIT=off"
   echo "== service behind PgBouncer (transaction mode): $POOLER_URL"
 fi
 CMD="$SERVICE_ENV LOG_LEVEL=WARNING exec $ROOT/.venv/bin/uvicorn app:app --host 127.0.0.1 --port \$PORT --no-access-log --workers $WORKERS"
