@@ -167,7 +167,9 @@ def test_lists_are_read_on_the_replica_and_a_writer_reads_its_own_write(pair: Pa
             # Statistics always come from the primary (roll-ups are unlogged), exact meanwhile.
             stats = httpx.get(f"{base}{API}/stats", timeout=10).json()
             with psycopg.connect(pair.primary) as primary:
-                counted = dict(primary.execute("SELECT status, count(*) FROM migration_runs GROUP BY 1").fetchall())
+                counted: dict[str, int] = dict(
+                    primary.execute("SELECT status, count(*) FROM migration_runs GROUP BY 1").fetchall()
+                )
             assert stats["status_breakdown"] == counted
             assert counted["failed"] >= 1
             # Past REPLICA_MAX_LAG_SECONDS the replica is lagging and every list reads the primary.
