@@ -51,8 +51,12 @@ def main() -> int:
     proc = subprocess.Popen([binary, *owner, str(folder / "pgbouncer.ini")])  # noqa: S603
 
     def stop(*_: object) -> None:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
+        # SIGTERM: immediate shutdown (SIGINT waits for clients that may never leave).
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
         shutil.rmtree(folder, ignore_errors=True)
         sys.exit(0)
 
