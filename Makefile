@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 RUNS   ?= 1000000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test fuzz lint fmt seed migrate uninstall prune-runs api-key bench bench-writes bench-freshness clean-db
+.PHONY: help install run run-prod test fuzz lint fmt seed migrate uninstall prune-runs api-key bench bench-writes bench-freshness clean-db
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-15s %s\n", $$1, $$2}'
@@ -21,6 +21,12 @@ install: $(STAMP) ## Create .venv and install the service with its dev tools
 
 run: $(STAMP) ## Serve on http://localhost:8000 with reload (embedded PostgreSQL unless DATABASE_URL/DB_* is set)
 	$(BIN)/python app.py --reload
+
+# run-prod: one worker per core unless WORKERS is given.
+WORKERS ?= $(shell $(PYTHON) -c 'import os; print(os.cpu_count() or 1)')
+
+run-prod: $(STAMP) ## Serve with WORKERS worker processes (default: one per core), no reload; several instances may share one embedded data folder
+	$(BIN)/python app.py --workers $(WORKERS)
 
 test: $(STAMP) ## Run the tests against a real PostgreSQL (embedded, or DATABASE_URL/DB_* when set); ARGS='-k name -x' go to pytest
 	$(BIN)/python -m pytest $(ARGS)

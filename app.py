@@ -39,6 +39,7 @@ from db.embedded import start_embedded
 from db.outage import Gate, heartbeat
 from db.pool import check_pooled_schema, create_pool
 from db.reach import DatabaseUnreachable, check_database, target
+from db.replica import Replica, stamp_commit_position
 from db.schema import ensure_schema, repair_schema
 from db.unit_of_work import provide_unit_of_work
 from docs_site import StrictStructSchemaPlugin, mark_optional_bodies, openapi_config, static_routers
@@ -85,6 +86,11 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.keyring.pool = pool
         tasks: list[asyncio.Task[None]] = app.state.background_tasks
         tasks.append(asyncio.create_task(heartbeat(gate, url, pool.check), name="database-heartbeat"))
+        if settings.database_read_url is not None:
+            replica = Replica(settings.database_read_url, settings, pool)
+            await replica.open()
+            app.state.replica = replica
+            tasks.append(asyncio.create_task(replica.run(), name="read-replica-monitor"))
         restore_signals = None
         try:
             app.state.schema_version = version or await _schema_version(pool)
@@ -123,6 +129,9 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
             for task in tasks:
                 await stop_task(task)
             tasks.clear()
+            if app.state.replica is not None:
+                await app.state.replica.close()
+                app.state.replica = None
             await pool.close()
     finally:
         if embedded is not None:
@@ -221,6 +230,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=_initial_state(settings),
         exception_handlers=EXCEPTION_HANDLERS,
         dependencies={"work": Provide(provide_unit_of_work)},
+        before_send=[stamp_commit_position],
         template_config=template_config(),
         before_request=check_input,
         middleware=middleware,
@@ -284,6 +294,7 @@ def _initial_state(settings: Settings) -> State:
             "run_cache": None,
             "folder": None,
             "hub": None,
+            "replica": None,
             "background_tasks": [],
             "gate": Gate(),
             "keyring": KeyRing(settings.api_keys, settings.api_key_pepper, settings.auth_cache_seconds),

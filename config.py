@@ -72,6 +72,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_direct_url: str | None = None
     # "transaction": DATABASE_URL is a transaction-mode pooler (README, "Behind PgBouncer").
     db_pooler: Literal["none", "transaction"] = "none"
+    # A hot standby for list reads (db/replica.py, docs/scaling.md); None means none.
+    database_read_url: str | None = None
+    # A replica further behind than this (seconds) is not read from; a read that must see a write
+    # waits at most replica_wait_ms for the replica to replay it, then goes to the primary.
+    replica_max_lag_seconds: Annotated[float, msgspec.Meta(ge=0.1)] = 5.0
+    replica_wait_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 250
     db_schema: str = "public"
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8000
@@ -126,6 +132,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 # Each variable that holds one typed value, and the field of Settings it fills.
 ENVIRONMENT: Final = {
     "DB_POOLER": "db_pooler",
+    "REPLICA_MAX_LAG_SECONDS": "replica_max_lag_seconds",
+    "REPLICA_WAIT_MS": "replica_wait_ms",
     "HOST": "host",
     "PORT": "port",
     "DB_POOL_MIN": "pool_min_size",
@@ -284,6 +292,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         values["embedded_pg_dir"] = Path(pg_dir).expanduser().resolve()
     values["database_url"] = database_url = _database_url(env)
     values["database_direct_url"] = direct_url = _libpq_url(env, "DATABASE_DIRECT_URL")
+    values["database_read_url"] = _libpq_url(env, "DATABASE_READ_URL")
     if values.get("db_pooler") == "transaction" and (database_url is None or direct_url is None):
         raise ConfigError(
             "DB_POOLER=transaction needs DATABASE_URL (the pooler) and DATABASE_DIRECT_URL (the server itself, "

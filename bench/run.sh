@@ -19,7 +19,10 @@
 # Environment: RUNS, PERF (default ../shared/perf), PERF_HOME (the instruments' state),
 # BENCH_REPEAT (passes per side at c32 and of the write benchmark, default 2), BENCH_DURATION
 # (seconds, default 10), BENCH_ENDPOINTS (comma list of names to run, default all below),
-# BENCH_WRITE_RUNS (runs preloaded for the write benchmark, default 100000; 0 skips it).
+# BENCH_WRITE_RUNS (runs preloaded for the write benchmark, default 100000; 0 skips it),
+# BENCH_WORKERS (the service's uvicorn worker processes, default 1), BENCH_PGBOUNCER=1 (the service
+# reaches PostgreSQL through a PgBouncer in transaction mode, bench/pgbouncer.py, with
+# DB_POOLER=transaction; the peer keeps its direct connections).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -28,6 +31,7 @@ RUNS=${RUNS:-1000000}
 REPEAT=${BENCH_REPEAT:-2}
 DURATION=${BENCH_DURATION:-10}
 WRITE_RUNS=${BENCH_WRITE_RUNS:-100000}
+WORKERS=${BENCH_WORKERS:-1}
 export RUNS
 PERF_HOME=${PERF_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/migration-api-perf}
 export PERF_HOME
@@ -38,6 +42,7 @@ started_pg=0
 if ! "$PERF/bench.sh" pg status 2>/dev/null | grep -q "^running"; then started_pg=1; fi
 cleanup() {
   [ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2>/dev/null || true
+  [ -n "${POOLER:-}" ] && kill "$POOLER" 2>/dev/null || true
   if [ "$started_pg" = 1 ]; then "$PERF/bench.sh" pg stop >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
@@ -79,7 +84,19 @@ EXTRA=(
 )
 [ -n "${BENCH_ENDPOINTS:-}" ] && EXTRA=()
 
-CMD="DATABASE_URL='$APP_URL' LOG_LEVEL=WARNING exec $ROOT/.venv/bin/uvicorn app:app --host 127.0.0.1 --port \$PORT --no-access-log --workers 1"
+SERVICE_ENV="DATABASE_URL='$APP_URL' RATE_LIMIT=off"
+if [ "${BENCH_PGBOUNCER:-0}" = 1 ]; then
+  POOLER_OUT=$(mktemp)
+  .venv/bin/python bench/pgbouncer.py "$APP_URL" > "$POOLER_OUT" &
+  POOLER=$!
+  for _ in $(seq 100); do [ -s "$POOLER_OUT" ] && break; sleep 0.1; done
+  POOLER_URL=$(head -1 "$POOLER_OUT")
+  [ -n "$POOLER_URL" ] || { echo "PgBouncer did not start" >&2; exit 1; }
+  # The pooler's database entry has no search path; the service's schema is the default (public).
+  SERVICE_ENV="DATABASE_URL='$POOLER_URL' DATABASE_DIRECT_URL='$APP_URL' DB_POOLER=transaction RATE_LIMIT=off"
+  echo "== service behind PgBouncer (transaction mode): $POOLER_URL"
+fi
+CMD="$SERVICE_ENV LOG_LEVEL=WARNING exec $ROOT/.venv/bin/uvicorn app:app --host 127.0.0.1 --port \$PORT --no-access-log --workers $WORKERS"
 RESULTS="$PERF_HOME/results"
 mkdir -p "$RESULTS"
 FIRST_LINE=$(( $(wc -l < "$RESULTS/results.jsonl" 2>/dev/null || echo 0) + 1 ))

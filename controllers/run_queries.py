@@ -11,6 +11,8 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from controllers.common import next_link, parse_timestamp, timestamp_query
+from db.replica import POSITION_HEADER, REPLICA_FAILURES, SERVED_BY_HEADER, Replica
+from db.unit_of_work import UnitOfWork
 from dto.runs import RunRead
 from errors import DomainError
 from repositories.run_queries import DEFAULT_SORT, SHORT_TERM_WINDOW, SORT_COLUMNS, QueryError, RunQuery, Sort
@@ -175,15 +177,39 @@ PAGING_HEADERS = [
 
 
 async def page_response(
-    request: Request[Any, Any, Any], listing: RunListRequest, count: CountMode
+    request: Request[Any, Any, Any], listing: RunListRequest, count: CountMode, *, on_replica: bool = False
 ) -> Response[list[RunRead]]:
-    """Fetch the page (and the count if asked) and answer with the paging headers."""
-    repo, query = listing.repo, listing.query
+    """Fetch the page (and the count if asked) and answer with the paging headers.
+
+    `on_replica`: the query reads only logged relations, so a read replica may answer it (db/replica.py)."""
+    replica: Replica | None = request.app.state.replica if on_replica else None
+    if replica is None:
+        return await _page_response(request, listing.repo, listing.query, count, None)
+    pool = await replica.read_pool(request.headers.get(POSITION_HEADER))
+    if pool is not None:
+        try:
+            # Whole rows from the replica: the read cache follows the primary, which may be ahead.
+            work = UnitOfWork(pool)
+            try:
+                response = await _page_response(request, RunsRepository(work), listing.query, count, "replica")
+            finally:
+                await work.close()
+        except REPLICA_FAILURES as exc:
+            replica.failed(exc)
+        else:
+            replica.reads += 1
+            return response
+    return await _page_response(request, listing.repo, listing.query, count, "primary")
+
+
+async def _page_response(
+    request: Request[Any, Any, Any], repo: RunsRepository, query: RunQuery, count: CountMode, served: str | None
+) -> Response[list[RunRead]]:
     try:
         page: Page = await repo.page(query)
     except QueryError as exc:
         raise DomainError(str(exc)) from None
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = {} if served is None else {SERVED_BY_HEADER: served}
     if page.next_cursor is not None:
         headers["Link"] = next_link(request, page.next_cursor)
     if count is not CountMode.NONE:

@@ -75,7 +75,7 @@ class RunsController(Controller):
         count: CountParam = CountMode.NONE,
     ) -> Response[list[RunRead]]:
         """Runs in `sort` order (default newest first, ties by id), filtered; a JSON array of runs."""
-        return await page_response(request, listing, count)
+        return await page_response(request, listing, count, on_replica=True)
 
     @get(
         "/search",

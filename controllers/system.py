@@ -23,6 +23,7 @@ from dto.common import (
     Liveness,
     Readiness,
     ReadinessCheck,
+    ReplicaHealth,
 )
 from dto.examples import READINESS_FAILED
 from errors import logger
@@ -180,6 +181,7 @@ async def _probe(state: State) -> Response[Health]:
             ),
             derived=_derived(state),
             events=_events(state),
+            replica=None if state.replica is None else ReplicaHealth(**state.replica.health()),
         )
     )
 

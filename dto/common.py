@@ -89,11 +89,26 @@ class EventsHealth(msgspec.Struct):
     last_id: int = 0
 
 
+class ReplicaHealth(msgspec.Struct):
+    """The read replica (`DATABASE_READ_URL`) as this process last saw it: "up" (lists are read
+    there), "lagging" (more than REPLICA_MAX_LAG_SECONDS behind), "down", "not a standby" or
+    "starting"; whatever is not "up" is read on the primary."""
+
+    state: str
+    note: str | None = None
+    lag_seconds: float | None = None
+    lag_bytes: int | None = None
+    # List reads this process served from the replica since it started.
+    reads: int = 0
+
+
 class Health(msgspec.Struct):
     status: str
     database: DatabaseHealth
     derived: DerivedHealth
     events: EventsHealth = msgspec.field(default_factory=EventsHealth)
+    # Absent without DATABASE_READ_URL.
+    replica: ReplicaHealth | None = None
 
 
 class Liveness(msgspec.Struct):

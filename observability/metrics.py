@@ -107,6 +107,15 @@ class _ServiceCollector(Collector):
             yield GaugeMetricFamily(
                 f"{PREFIX}_event_listener_up", "1 while the event listener is connected", value=hub.listening
             )
+        replica = getattr(state, "replica", None)
+        if replica is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_replica_up", "1 while lists are read on the read replica", value=replica.usable
+            )
+            if replica.lag_seconds is not None:
+                yield GaugeMetricFamily(
+                    f"{PREFIX}_replica_lag_seconds", "How far the read replica is behind", value=replica.lag_seconds
+                )
         tasks = getattr(state, "background_tasks", None)
         if tasks is not None:
             alive = GaugeMetricFamily(f"{PREFIX}_background_task_up", "1 while a background task runs", labels=["task"])

@@ -23,7 +23,7 @@ import pytest
 
 from config import PROJECT_DIR
 from db.embedded import HANDLES_FILE
-from tests.helpers import free_port
+from tests.helpers import free_port, run_body
 
 
 def postgres_on(data_dir: Path) -> list[psutil.Process]:
@@ -171,3 +171,36 @@ def test_a_start_after_a_crash_adopts_the_orphan_and_drops_dead_handles(data_dir
     fourth.proc.send_signal(signal.SIGINT)
     fourth.proc.wait(timeout=20)
     wait_until(lambda: postgres_on(data_dir) == [], 15, "the restarted server stops")
+
+
+def test_two_instances_share_one_embedded_server_until_the_last_one_stops(data_dir: Path) -> None:
+    """Two `make run-prod` (2 workers each) on one data folder: one server, one database for both;
+    the first instance's exit leaves the second serving, the second's exit stops the server."""
+    first = Service(data_dir, "--workers", "2")
+    first.wait_healthy()
+    second = Service(data_dir, "--workers", "2")
+    second.wait_healthy()
+    wait_until(lambda: len(handles(data_dir)) == 4, 20, "all four workers hold a handle")
+    (postmaster,) = postgres_on(data_dir)
+
+    created = httpx.post(
+        f"{first.base}/api/v1/migrations",
+        json=run_body(status="running"),
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    run_id = created.json()["id"]
+    # The other instance reads the same database (a run written through one is there for the other).
+    assert httpx.get(f"{second.base}/api/v1/migrations/{run_id}", timeout=10).status_code == 200
+
+    first.proc.send_signal(signal.SIGINT)
+    first.proc.wait(timeout=20)
+    wait_until(lambda: len(handles(data_dir)) == 2, 15, "the first instance's handles are dropped")
+    time.sleep(1.5)  # three watchdog ticks: the server must stay up for the second instance
+    assert postmaster.is_running()
+    assert httpx.get(f"{second.base}/api/v1/migrations/{run_id}", timeout=10).status_code == 200
+
+    second.proc.send_signal(signal.SIGINT)
+    second.proc.wait(timeout=20)
+    wait_until(lambda: not postmaster.is_running(), 15, "the server stops after the last instance")
+    assert handles(data_dir) == []
