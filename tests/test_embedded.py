@@ -180,7 +180,7 @@ def test_two_instances_share_one_embedded_server_until_the_last_one_stops(data_d
     first.wait_healthy()
     second = Service(data_dir, "--workers", "2")
     second.wait_healthy()
-    wait_until(lambda: len(handles(data_dir)) == 4, 20, "all four workers hold a handle")
+    wait_until(lambda: len(handles(data_dir)) == 4, 60, "all four workers hold a handle")
     (postmaster,) = postgres_on(data_dir)
 
     created = httpx.post(
