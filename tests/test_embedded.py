@@ -6,6 +6,7 @@ Each test starts `python app.py` on a data folder of its own, as `make run` does
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -44,6 +45,10 @@ def wait_until(condition: object, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+# Every service a test starts, so that a failed test leaks none (data_dir's teardown ends them).
+_started: list[subprocess.Popen[str]] = []
+
+
 class Service:
     """`python app.py` on an embedded data folder, with its own port."""
 
@@ -56,6 +61,7 @@ class Service:
             [sys.executable, "app.py", *args], cwd=PROJECT_DIR, env=env, stderr=subprocess.PIPE, text=True
         )
         self.base = f"http://127.0.0.1:{self.port}"
+        _started.append(self.proc)
 
     def wait_healthy(self, timeout: float = 60) -> dict[str, object]:
         deadline = time.monotonic() + timeout
@@ -96,6 +102,14 @@ def data_dir() -> Iterator[Path]:
     parent = Path(tempfile.mkdtemp(prefix="migration-api-embedded-"))
     folder = parent / "pgdata"
     yield folder
+    while _started:
+        service = _started.pop()
+        if service.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                for child in psutil.Process(service.pid).children(recursive=True):
+                    child.kill()
+            service.kill()
+            service.wait(timeout=10)
     for proc in postgres_on(folder):  # a failed test must not leak a server either
         proc.kill()
     shutil.rmtree(parent, ignore_errors=True)
