@@ -87,6 +87,13 @@ ETAG_HEADER = ResponseHeader(
     description="Version of the run (a hash of all its fields); send it back in `If-Match` / `If-None-Match`",
     documentation_only=True,
 )
+# Set by db/replica.py only when DATABASE_READ_URL is configured (README, "Read replica").
+COMMIT_POSITION_HEADER = ResponseHeader(
+    name="X-Commit-Position",
+    description="With a read replica configured: the primary's WAL position at or past this write's commit; "
+    "send it back on a run list to read your own write",
+    documentation_only=True,
+)
 REPLAYED_HEADER: Final = "Idempotency-Replayed"
 REPLAYED_RESPONSE_HEADER = ResponseHeader(
     name=REPLAYED_HEADER,

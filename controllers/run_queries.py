@@ -173,6 +173,11 @@ PAGING_HEADERS = [
     ResponseHeader(
         name="X-Total-Count-Mode", description="`exact` or `estimated`, with X-Total-Count", documentation_only=True
     ),
+    ResponseHeader(
+        name="X-Served-By",
+        description="With a read replica configured, on run lists: `replica` or `primary`, the server that answered",
+        documentation_only=True,
+    ),
 ]
 
 

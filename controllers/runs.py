@@ -14,6 +14,7 @@ import lifecycle
 import run_rules
 from auth import ADMIN, READ, WRITE, requires
 from controllers.common import (
+    COMMIT_POSITION_HEADER,
     ETAG_HEADER,
     NOT_MODIFIED,
     REPLAYED_RESPONSE_HEADER,
@@ -143,6 +144,7 @@ class RunsController(Controller):
             ResponseHeader(name="Location", description="URL of the new run", documentation_only=True),
             ETAG_HEADER,
             REPLAYED_RESPONSE_HEADER,
+            COMMIT_POSITION_HEADER,
         ],
     )
     async def create_run(
@@ -174,7 +176,7 @@ class RunsController(Controller):
         **requires(WRITE),
         summary="Update some fields of a run",
         responses=error_responses(404, 409, 412, 413, 422),
-        response_headers=[ETAG_HEADER],
+        response_headers=[ETAG_HEADER, COMMIT_POSITION_HEADER],
     )
     async def update_run(
         self,
@@ -202,7 +204,7 @@ class RunsController(Controller):
         summary="Cancel a run",
         status_code=200,
         responses=error_responses(404, 409, 412, 422),
-        response_headers=[ETAG_HEADER],
+        response_headers=[ETAG_HEADER, COMMIT_POSITION_HEADER],
     )
     async def cancel_run(
         self,

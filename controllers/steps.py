@@ -17,6 +17,7 @@ import run_rules
 from auth import READ, WRITE, requires
 from config import Settings
 from controllers.common import (
+    COMMIT_POSITION_HEADER,
     REPLAYED_RESPONSE_HEADER,
     IdempotencyKeyHeader,
     LateReport,
@@ -64,7 +65,7 @@ NameFilter = Annotated[
 LOCATION_HEADER = ResponseHeader(
     name="Location", description="URL of the new item (of the run's list, for a batch)", documentation_only=True
 )
-APPEND_HEADERS = [LOCATION_HEADER, REPLAYED_RESPONSE_HEADER]
+APPEND_HEADERS = [LOCATION_HEADER, REPLAYED_RESPONSE_HEADER, COMMIT_POSITION_HEADER]
 # Litestar documents a top-level array body without the bounds of its type; stated here.
 BATCH_BODY = Body(media_type=RequestEncodingType.JSON, min_items=1, max_items=MAX_BATCH_ITEMS)
 PAGE_LINK_HEADER = ResponseHeader(
