@@ -186,24 +186,22 @@ def insert_run(db: psycopg.Connection[Any], status: str = "running", **fields: A
     return str(run.id)
 
 
-def insert_state(db: psycopg.Connection[Any], run_id: Any, **fields: Any) -> str:
-    """Write a workflow state directly (StoredStateFactory with `fields`); returns its id."""
-    state = StoredStateFactory.build(run_id=run_id, **fields)
-    row = msgspec.structs.asdict(state)
+def _insert_step(db: psycopg.Connection[Any], table: str, step: Any) -> str:
+    row = msgspec.structs.asdict(step)
     row["state_data"] = Jsonb(row["state_data"])
     row["metadata"] = None if row["metadata"] is None else Jsonb(row["metadata"])
-    _insert(db, "workflow_states", row)
-    return str(state.id)
+    _insert(db, table, row)
+    return str(step.id)
+
+
+def insert_state(db: psycopg.Connection[Any], run_id: Any, **fields: Any) -> str:
+    """Write a workflow state directly (StoredStateFactory with `fields`); returns its id."""
+    return _insert_step(db, "workflow_states", StoredStateFactory.build(run_id=run_id, **fields))
 
 
 def insert_checkpoint(db: psycopg.Connection[Any], run_id: Any, **fields: Any) -> str:
     """Write a checkpoint directly (StoredCheckpointFactory with `fields`); returns its id."""
-    checkpoint = StoredCheckpointFactory.build(run_id=run_id, **fields)
-    row = msgspec.structs.asdict(checkpoint)
-    row["state_data"] = Jsonb(row["state_data"])
-    row["metadata"] = None if row["metadata"] is None else Jsonb(row["metadata"])
-    _insert(db, "workflow_checkpoints", row)
-    return str(checkpoint.id)
+    return _insert_step(db, "workflow_checkpoints", StoredCheckpointFactory.build(run_id=run_id, **fields))
 
 
 def count(db: psycopg.Connection[Any], table: str) -> int:
