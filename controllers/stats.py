@@ -12,6 +12,7 @@ from litestar.params import QueryParameter
 
 from auth import READ, requires
 from controllers.common import error_responses, parse_timestamp, timestamp_query
+from db.unit_of_work import UnitOfWork
 from dto.stats import PERCENTILE_NOTE, ErrorStats, MigrationStats, StatsHistory
 from errors import DomainError
 from repositories.stats import DAY, GROUP_KEYS, HOUR, StatsRepository, ceil_to, floor_to
@@ -95,8 +96,8 @@ def history_window(
     return start, end
 
 
-async def provide_stats_repository(state: State) -> StatsRepository:
-    return StatsRepository(state.pool, stuck_after_minutes=state.settings.stuck_after_minutes)
+async def provide_stats_repository(state: State, work: NamedDependency[UnitOfWork]) -> StatsRepository:
+    return StatsRepository(work, stuck_after_minutes=state.settings.stuck_after_minutes)
 
 
 class StatsController(Controller):

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from litestar import Controller, get
-from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
 from auth import READ, requires
 from controllers.common import RunIdPath, error_responses, parse_id
+from db.unit_of_work import UnitOfWork
 from dto.timeline import MEDIAN_NOTE, RunTimeline
 from errors import RunNotFound
 from repositories.timeline import TimelineRepository
 
 
-async def provide_timeline_repo(state: State) -> TimelineRepository:
-    return TimelineRepository(state.pool)
+async def provide_timeline_repo(work: NamedDependency[UnitOfWork]) -> TimelineRepository:
+    return TimelineRepository(work)
 
 
 class TimelineController(Controller):

@@ -9,6 +9,10 @@ percentiles agree to the bit.
 
 Windows select runs by `created_at`: `since` inclusive, `until` exclusive. The "now" figures
 (last 24 h, running, stuck) ignore the window.
+
+The repository reads on the request's connection (db/unit_of_work.py), in autocommit mode: a
+dashboard page that asks for the summary, two histories and the error groups takes one pooled
+connection, not four.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from changelog import derived_current
+from db.unit_of_work import UnitOfWork
 from dto.stats import (
     DurationStats,
     ErrorGroup,
@@ -511,8 +516,8 @@ async def _window_covers_all(conn: AsyncConnection[Any], lo: datetime, hi: datet
 
 
 class StatsRepository:
-    def __init__(self, pool: AsyncConnectionPool, *, stuck_after_minutes: float = 30.0) -> None:
-        self.pool = pool
+    def __init__(self, work: UnitOfWork, *, stuck_after_minutes: float = 30.0) -> None:
+        self.work = work
         self.stuck_after = timedelta(minutes=stuck_after_minutes)
 
     async def summary(
@@ -526,33 +531,31 @@ class StatsRepository:
         now_row: Sequence[Any] | None = None
         counts: Sequence[Sequence[Any]]
         histograms: Sequence[Sequence[Any]]
-        async with self.pool.connection() as conn:
-            if await rollups_present(self.pool, conn):
-                now_sql = SELECT_NOW_ROLLUP
-                if (since is None and until is None) or await _window_covers_all(conn, lo, hi):
-                    row = await (await conn.execute(SELECT_SUMMARY_TOTAL, {"stuck_after": self.stuck_after})).fetchone()
-                    assert row is not None
-                    counts, histograms, now_row = row[0] or [], row[1] or [], row[2:]
-                    bins = await (await conn.execute(SELECT_BINS_TOTAL)).fetchall() if group_by else []
-                else:
-                    segments = split_window(lo, hi).params()
-                    histograms = []
-                    counts = await (await conn.execute(SELECT_COUNTS_ROLLUP, segments)).fetchall()
-                    bins = await (await conn.execute(SELECT_BINS_ROLLUP, segments)).fetchall()
+        conn = await self.work.connection()
+        if await rollups_present(self.work.pool, conn):
+            now_sql = SELECT_NOW_ROLLUP
+            if (since is None and until is None) or await _window_covers_all(conn, lo, hi):
+                row = await (await conn.execute(SELECT_SUMMARY_TOTAL, {"stuck_after": self.stuck_after})).fetchone()
+                assert row is not None
+                counts, histograms, now_row = row[0] or [], row[1] or [], row[2:]
+                bins = await (await conn.execute(SELECT_BINS_TOTAL)).fetchall() if group_by else []
             else:
-                now_sql = SELECT_NOW_BASE
+                segments = split_window(lo, hi).params()
                 histograms = []
-                window = {"lo": lo, "hi": hi}
-                unbounded = since is None and until is None
-                counts_sql, bins_sql = (
-                    (SELECT_COUNTS_BASE_ALL, SELECT_BINS_BASE_ALL)
-                    if unbounded
-                    else (SELECT_COUNTS_BASE, SELECT_BINS_BASE)
-                )
-                counts = await (await conn.execute(counts_sql, window)).fetchall()
-                bins = await (await conn.execute(bins_sql, window)).fetchall()
-            if now_row is None:
-                now_row = await (await conn.execute(now_sql, {"stuck_after": self.stuck_after})).fetchone()
+                counts = await (await conn.execute(SELECT_COUNTS_ROLLUP, segments)).fetchall()
+                bins = await (await conn.execute(SELECT_BINS_ROLLUP, segments)).fetchall()
+        else:
+            now_sql = SELECT_NOW_BASE
+            histograms = []
+            window = {"lo": lo, "hi": hi}
+            unbounded = since is None and until is None
+            counts_sql, bins_sql = (
+                (SELECT_COUNTS_BASE_ALL, SELECT_BINS_BASE_ALL) if unbounded else (SELECT_COUNTS_BASE, SELECT_BINS_BASE)
+            )
+            counts = await (await conn.execute(counts_sql, window)).fetchall()
+            bins = await (await conn.execute(bins_sql, window)).fetchall()
+        if now_row is None:
+            now_row = await (await conn.execute(now_sql, {"stuck_after": self.stuck_after})).fetchone()
         assert now_row is not None
         started, finished_24h, failed_24h, running, alive = now_row
 
@@ -627,15 +630,15 @@ class StatsRepository:
         """Buckets of `interval` from `since` to `until` (both already on bucket boundaries)."""
         step = HOUR if interval == "hour" else DAY
         window = {"lo": since, "hi": until}
-        async with self.pool.connection() as conn:
-            if await rollups_present(self.pool, conn):
-                counts_sql = SELECT_HISTORY_COUNTS_HOUR if step == HOUR else SELECT_HISTORY_COUNTS_DAY
-                bins_sql = SELECT_HISTORY_BINS_HOUR if step == HOUR else SELECT_HISTORY_BINS_DAY
-            else:
-                counts_sql = SELECT_HISTORY_COUNTS_HOUR_BASE if step == HOUR else SELECT_HISTORY_COUNTS_DAY_BASE
-                bins_sql = SELECT_HISTORY_BINS_HOUR_BASE if step == HOUR else SELECT_HISTORY_BINS_DAY_BASE
-            counts = await (await conn.execute(counts_sql, window)).fetchall()
-            bins = await (await conn.execute(bins_sql, window)).fetchall()
+        conn = await self.work.connection()
+        if await rollups_present(self.work.pool, conn):
+            counts_sql = SELECT_HISTORY_COUNTS_HOUR if step == HOUR else SELECT_HISTORY_COUNTS_DAY
+            bins_sql = SELECT_HISTORY_BINS_HOUR if step == HOUR else SELECT_HISTORY_BINS_DAY
+        else:
+            counts_sql = SELECT_HISTORY_COUNTS_HOUR_BASE if step == HOUR else SELECT_HISTORY_COUNTS_DAY_BASE
+            bins_sql = SELECT_HISTORY_BINS_HOUR_BASE if step == HOUR else SELECT_HISTORY_BINS_DAY_BASE
+        counts = await (await conn.execute(counts_sql, window)).fetchall()
+        bins = await (await conn.execute(bins_sql, window)).fetchall()
         totals: dict[datetime, _Totals] = {}
         by_status: dict[datetime, dict[str, int]] = {}
         for bucket, status, n, ok, finished, dur_n, dur_max in counts:
@@ -665,15 +668,15 @@ class StatsRepository:
     async def errors(self, since: datetime | None, until: datetime | None, limit: int) -> ErrorStats:
         """Failed runs in the window grouped by error fingerprint, most frequent first."""
         lo, hi = since or LOW, until or HIGH
-        async with self.pool.connection() as conn:
-            if await rollups_present(self.pool, conn):
-                (day_lo, day_hi), edges = split_window_by_day(lo, hi)
-                params: dict[str, Any] = {"day_lo": day_lo, "day_hi": day_hi, **edges}
-                query = SELECT_ERRORS_ROLLUP
-            else:
-                params, query = {}, SELECT_ERRORS_BASE
-            params.update(lo=lo, hi=hi, limit=limit)
-            rows = await (await conn.execute(query, params)).fetchall()
+        conn = await self.work.connection()
+        if await rollups_present(self.work.pool, conn):
+            (day_lo, day_hi), edges = split_window_by_day(lo, hi)
+            params: dict[str, Any] = {"day_lo": day_lo, "day_hi": day_hi, **edges}
+            query = SELECT_ERRORS_ROLLUP
+        else:
+            params, query = {}, SELECT_ERRORS_BASE
+        params.update(lo=lo, hi=hi, limit=limit)
+        rows = await (await conn.execute(query, params)).fetchall()
         groups = [
             ErrorGroup(
                 fingerprint=fingerprint,

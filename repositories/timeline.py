@@ -1,12 +1,14 @@
-"""A run's step timeline and the median step durations of recent runs of the same record type."""
+"""A run's step timeline and the median step durations of recent runs of the same record type.
+
+Read on the request's connection (db/unit_of_work.py), in autocommit mode: three statements,
+no transaction of their own."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any, Final
 
-from psycopg_pool import AsyncConnectionPool
-
+from db.unit_of_work import UnitOfWork
 from dto.timeline import RunTimeline, TimelineStep
 
 # How many recent runs of the record type the step medians are taken over: the newest ones by
@@ -57,24 +59,24 @@ def _seconds(delta: Any) -> float | None:
 
 
 class TimelineRepository:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self.pool = pool
+    def __init__(self, work: UnitOfWork) -> None:
+        self.work = work
 
     async def get(self, run_id: uuid.UUID) -> RunTimeline | None:
         """The run's timeline, or None if there is no such run."""
-        async with self.pool.connection() as conn:
-            run = await (await conn.execute(SELECT_RUN, {"id": run_id})).fetchone()
-            if run is None:
-                return None
-            steps = await (await conn.execute(SELECT_RUN_STEPS, {"id": run_id})).fetchall()
-            medians: dict[str, tuple[float, int]] = {}
-            reference_runs = 0
-            if steps:
-                names = sorted({step[1] for step in steps})
-                params = {"record_type": run[1], "id": run_id, "runs": REFERENCE_RUNS, "steps": names}
-                for name, median, n, runs in await (await conn.execute(SELECT_STEP_MEDIANS, params)).fetchall():
-                    medians[name] = (float(median), n)
-                    reference_runs = runs
+        conn = await self.work.connection()
+        run = await (await conn.execute(SELECT_RUN, {"id": run_id})).fetchone()
+        if run is None:
+            return None
+        steps = await (await conn.execute(SELECT_RUN_STEPS, {"id": run_id})).fetchall()
+        medians: dict[str, tuple[float, int]] = {}
+        reference_runs = 0
+        if steps:
+            names = sorted({step[1] for step in steps})
+            params = {"record_type": run[1], "id": run_id, "runs": REFERENCE_RUNS, "steps": names}
+            for name, median, n, runs in await (await conn.execute(SELECT_STEP_MEDIANS, params)).fetchall():
+                medians[name] = (float(median), n)
+                reference_runs = runs
         timeline = []
         for step_order, step_name, started_at, ended_at, late in steps:
             # None for a time Python cannot hold (db/loaders.py), as for a step still running, a late

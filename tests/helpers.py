@@ -23,6 +23,7 @@ from litestar.testing import TestClient
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
 
 from config import PROJECT_DIR, Settings, load_settings
 from tests.factories import (
@@ -160,6 +161,19 @@ def eventually(check: Callable[[], bool], seconds: float = 3.0) -> bool:
             return True
         time.sleep(0.02)
     return check()
+
+
+def pooled_connections(client: TestClient[Any], path: str, tries: int = 5) -> int:
+    """How many connections a GET of `path` (which must answer 200) takes from the app's pool: the
+    fewest over `tries` requests, since background work (the event hub's reads, the key table's
+    lookup) may take one meanwhile, but nothing gives one back to the count."""
+    pool: AsyncConnectionPool = client.app.state.pool
+    taken = []
+    for _ in range(tries):
+        before = pool.get_stats().get("requests_num", 0)
+        assert client.get(path).status_code == 200
+        taken.append(pool.get_stats().get("requests_num", 0) - before)
+    return min(taken)
 
 
 # --- rows, written as an engine writes them -----------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 from litestar.testing import TestClient
 
 from tests.dashboard_data import add_steps, number, row_ids, seed_runs, soup
-from tests.helpers import insert_run
+from tests.helpers import insert_run, pooled_connections
 
 API = "/api/v1/migrations"
 
@@ -84,6 +84,11 @@ def test_overview_fragment_is_the_pages_overview(client: TestClient[Any], seeded
     for key in ("total_migrations", "running_now", "stuck", "recent_24h"):
         selector = f'[data-stat="{key}"]'
         assert number(fragment.select_one(selector)) == number(page.select_one(selector))
+
+
+def test_the_page_takes_one_pooled_connection(client: TestClient[Any], seeded: list[str]) -> None:
+    # The overview's four statistics reads and the runs table share the request's unit of work.
+    assert pooled_connections(client, "/dashboard") == 1
 
 
 def test_newest_runs_table_is_the_lists_first_page_and_pages_on(client: TestClient[Any], seeded: list[str]) -> None:
