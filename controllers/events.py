@@ -15,10 +15,11 @@ from litestar.response import ServerSentEvent
 
 from auth import READ, requires
 from controllers.common import RunIdPath, error_responses, parse_id, provide_runs_repo
+from db.unit_of_work import UnitOfWork
 from dto.events import ChangesPage, Event, EventKind
 from dto.examples import EVENT_STREAM_EXAMPLE
 from errors import DomainError, RunNotFound, ServiceUnavailable
-from events import EventFilter, Hub, stream
+from events import EventFilter, EventsRepository, Hub, stream
 from events.hub import PAGE
 from repositories.runs import RunsRepository
 
@@ -65,6 +66,10 @@ def provide_hub(state: State) -> Hub:
     return hub
 
 
+async def provide_events_repo(work: NamedDependency[UnitOfWork]) -> EventsRepository:
+    return EventsRepository(work)
+
+
 def _filter(
     run_id: uuid.UUID | None, status: list[str] | None, record_type: list[str] | None, kind: list[str] | None
 ) -> EventFilter:
@@ -88,7 +93,11 @@ def _stream(state: State, hub: Hub, event_filter: EventFilter, last_event_id: st
 class EventsController(Controller):
     path = "/api/v1"
     tags = ["Events"]
-    dependencies = {"hub": Provide(provide_hub, sync_to_thread=False), "runs_repo": Provide(provide_runs_repo)}
+    dependencies = {
+        "hub": Provide(provide_hub, sync_to_thread=False),
+        "runs_repo": Provide(provide_runs_repo),
+        "events_repo": Provide(provide_events_repo),
+    }
 
     @get(
         "/events",
@@ -151,6 +160,7 @@ class EventsController(Controller):
     async def changes(
         self,
         hub: NamedDependency[Hub],
+        events_repo: NamedDependency[EventsRepository],
         after: Annotated[
             int,
             QueryParameter(description="The last event id already seen; 0 for the oldest held", ge=0, le=2**62),
@@ -165,13 +175,13 @@ class EventsController(Controller):
     ) -> ChangesPage:
         """The same events as the stream, a page at a time: poll again with `after=last_id`."""
         event_filter = _filter(run_id, status, record_type, kind)
-        floor, newest, sequence = await hub.position()
+        floor, newest, sequence = await events_repo.position()
         if after > 0 and hub.missed_since(after, floor, newest, sequence) is not None:
             return ChangesPage(events=[], last_id=newest, reset=True)
         events: list[Event] = []
         position = max(after, floor)
         while True:
-            page = await hub.read_after(position, run_id)
+            page = await events_repo.read_after(position, run_id)
             for event, _ in page:
                 position = event.id
                 if event_filter.matches(event):

@@ -16,6 +16,9 @@ client whose queue fills (it reads too slowly) is dropped with a `dropped` event
 reason; the others never wait for it. A stream that resumes (`Last-Event-ID`) first reads what
 it missed from the table, then follows the hub; ids it already sent are skipped, so there is no
 gap and no duplicate.
+The hub and the streams take a pooled connection for each read of the table and give it back
+at once (a stream lasts minutes); the changes feed for pollers reads on its request's connection
+(`EventsRepository`, db/unit_of_work.py).
 
 How long they are kept: `EVENTS_RETENTION_SECONDS` (default one hour); the folder prunes older
 ones. A client resuming from before what is kept, or across a crash or rebuild, gets a `reset`
@@ -24,6 +27,6 @@ thin layer over PostgreSQL's LISTEN and one table; Litestar's ServerSentEvent do
 format.
 """
 
-from events.hub import EventFilter, Hub, end_streams_on_signals, stream
+from events.hub import EventFilter, EventsRepository, Hub, end_streams_on_signals, stream
 
-__all__ = ["EventFilter", "Hub", "end_streams_on_signals", "stream"]
+__all__ = ["EventFilter", "EventsRepository", "Hub", "end_streams_on_signals", "stream"]

@@ -18,6 +18,7 @@ from litestar.response import ServerSentEventMessage
 from psycopg_pool import AsyncConnectionPool
 
 from db.sqlfile import load_queries
+from db.unit_of_work import UnitOfWork
 from dto.events import Event, EventKind, EventStep
 from dto.runs import RunRead
 
@@ -95,6 +96,39 @@ def event_from_row(row: tuple[Any, ...]) -> Event:
     )
 
 
+async def read_position(conn: psycopg.AsyncConnection[Any]) -> tuple[int, int, int]:
+    """(floor, newest, sequence): events up to `floor` may be missing; `newest` is the newest
+    id held; no id above `sequence` has been handed out."""
+    row = await (await conn.execute(QUERIES["position"])).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+async def select_events_after(
+    conn: psycopg.AsyncConnection[Any], after: int, run_id: uuid.UUID | None, limit: int
+) -> list[tuple[Any, ...]]:
+    """The rows of up to `limit` events after `after` (of one run and the resets, with `run_id`)."""
+    params: dict[str, Any] = {"after": after, "limit": limit}
+    query = QUERIES["after"]
+    if run_id is not None:
+        query, params["run_id"] = QUERIES["after_for_run"], run_id
+    return await (await conn.execute(query, params, prepare=True)).fetchall()
+
+
+class EventsRepository:
+    """The events table read for one request (the changes feed), on the request's connection."""
+
+    def __init__(self, work: UnitOfWork) -> None:
+        self.work = work
+
+    async def position(self) -> tuple[int, int, int]:
+        return await read_position(await self.work.connection())
+
+    async def read_after(self, after: int, run_id: uuid.UUID | None = None, limit: int = PAGE) -> list[Encoded]:
+        rows = await select_events_after(await self.work.connection(), after, run_id, limit)
+        return [encode(event_from_row(row)) for row in rows]
+
+
 def reset_event(newest: int, reason: str) -> Event:
     return Event(
         id=newest, kind=EventKind.RESET, run_id=None, at=None, status=None, record_type=None, run=None, reason=reason
@@ -122,21 +156,16 @@ class Hub:
     # --- reading the table ------------------------------------------------------------------
 
     async def position(self) -> tuple[int, int, int]:
-        """(floor, newest, sequence): events up to `floor` may be missing; `newest` is the newest
-        id held; no id above `sequence` has been handed out."""
+        """(floor, newest, sequence): see `read_position`."""
+        # Per read, not the request's: the listener task's reads, and an SSE stream's (it must not hold one).
         async with self.pool.connection() as conn:
-            row = await (await conn.execute(QUERIES["position"])).fetchone()
-        assert row is not None
-        return int(row[0]), int(row[1]), int(row[2])
+            return await read_position(conn)
 
     async def read_after(self, after: int, run_id: uuid.UUID | None = None, limit: int = PAGE) -> list[Encoded]:
         """Up to `limit` events after `after` (of one run and the resets, with `run_id`)."""
-        params: dict[str, Any] = {"after": after, "limit": limit}
-        query = QUERIES["after"]
-        if run_id is not None:
-            query, params["run_id"] = QUERIES["after_for_run"], run_id
+        # Per read, not the request's: the listener task's reads, and an SSE stream's (it must not hold one).
         async with self.pool.connection() as conn:
-            rows = await (await conn.execute(query, params, prepare=True)).fetchall()
+            rows = await select_events_after(conn, after, run_id, limit)
         return [encode(event_from_row(row)) for row in rows]
 
     def missed_since(self, after: int, floor: int, newest: int, sequence: int) -> str | None:
@@ -191,7 +220,7 @@ class Hub:
 
     async def _current_schema(self) -> str:
         """The schema whose notices are this hub's (they name it: events/queries.sql)."""
-        async with self.pool.connection() as conn:
+        async with self.pool.connection() as conn:  # the listener task's, not a request's
             row = await (await conn.execute("SELECT current_schema()")).fetchone()
         assert row is not None
         return str(row[0])

@@ -16,10 +16,11 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from config import Settings
-from tests.helpers import insert_checkpoint, insert_run, insert_state, run_body, serve
+from tests.helpers import insert_checkpoint, insert_run, insert_state, pooled_connections, run_body, serve
 
 API = "/api/v1/migrations"
 Message = dict[str, Any]
@@ -275,6 +276,12 @@ def test_changes_feed_pages_the_same_events(events_server: str, db: psycopg.Conn
         f"{events_server}/api/v1/changes", params={"after": before, "kind": "state_appended", "run_id": run_id}
     ).json()
     assert [e["id"] for e in only_states["events"]] == [e["id"] for e in got[1:]]
+
+
+def test_changes_feed_takes_one_pooled_connection(client: TestClient[Any], db: psycopg.Connection[Any]) -> None:
+    # Its position and its pages are read on the request's unit of work (a stream reads on the hub's).
+    insert_run(db)
+    assert pooled_connections(client, "/api/v1/changes?after=0") == 1
 
 
 def test_notices_of_another_schemas_service_are_not_taken_for_this_ones(
