@@ -65,6 +65,7 @@ class KeyRing:
         if self._table_has_keys is not None and self._table_has_keys[0] > now:
             return self._table_has_keys[1]
         assert self.pool is not None
+        # The pool's, not the request's unit of work: the middleware runs before dependencies exist.
         async with self.pool.connection() as conn:
             answer = await store.any_key(conn)
         self._table_has_keys = (now + self.cache_seconds, answer)
@@ -80,6 +81,7 @@ class KeyRing:
         if cached is not None and cached[0] > now:
             return cached[1]
         assert self.pool is not None
+        # The pool's, not the request's unit of work: the middleware runs before dependencies exist.
         async with self.pool.connection() as conn:
             row = await store.find_active(conn, digest)
         principal = None if row is None else Principal(name=row[0], scopes=frozenset(row[1]))

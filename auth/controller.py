@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from litestar import Controller, Response, delete, get, post
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, PathParameter
 
@@ -15,6 +16,7 @@ from auth.access import requires
 from auth.store import ApiKeyCreated, ApiKeyRead
 from auth.tokens import ADMIN, NAME_PATTERN, SCOPES
 from controllers.common import error_responses
+from db.unit_of_work import UnitOfWork
 
 KeyName = Annotated[str, msgspec.Meta(pattern=NAME_PATTERN.pattern, description="1-64 of A-Z a-z 0-9 _ . -")]
 Scope = Literal["read", "write", "admin"]
@@ -39,10 +41,9 @@ class ApiKeysController(Controller):
         responses=error_responses(),
         **requires(ADMIN),
     )
-    async def list_keys(self, state: State) -> list[ApiKeyRead]:
+    async def list_keys(self, work: NamedDependency[UnitOfWork]) -> list[ApiKeyRead]:
         """Every key of the table, revoked ones too, oldest first (keys from API_KEYS are not listed)."""
-        async with state.pool.connection() as conn:
-            return await store.list_keys(conn)
+        return await store.list_keys(await work.connection())
 
     @post(
         "/",
@@ -52,12 +53,13 @@ class ApiKeysController(Controller):
         responses=error_responses(409),
         **requires(ADMIN),
     )
-    async def create_key(self, state: State, data: JSONBody[ApiKeyCreate]) -> Response[ApiKeyCreated]:
+    async def create_key(
+        self, state: State, work: NamedDependency[UnitOfWork], data: JSONBody[ApiKeyCreate]
+    ) -> Response[ApiKeyCreated]:
         """Store a key with these scopes; 409 if an active key has this name."""
         scopes = tuple(s for s in SCOPES if s in data.scopes)
-        async with state.pool.connection() as conn:
-            # A second active key of one name is the unique index's 409 (errors.py).
-            created = await store.create_key(conn, data.name, scopes, state.settings.api_key_pepper)
+        # A second active key of one name is the unique index's 409 (errors.py).
+        created = await store.create_key(await work.connection(), data.name, scopes, state.settings.api_key_pepper)
         state.keyring.forget()
         return Response(created, status_code=201)
 
@@ -71,12 +73,14 @@ class ApiKeysController(Controller):
         **requires(ADMIN),
     )
     async def revoke_key(
-        self, state: State, name: Annotated[str, PathParameter(description="The key's name or id")]
+        self,
+        state: State,
+        work: NamedDependency[UnitOfWork],
+        name: Annotated[str, PathParameter(description="The key's name or id")],
     ) -> ApiKeyRead:
         """Revoke the active key of this name (or with this id): it stops working at once in this
         process and within AUTH_CACHE_SECONDS in the others."""
-        async with state.pool.connection() as conn:
-            revoked = await store.revoke_key(conn, name)
+        revoked = await store.revoke_key(await work.connection(), name)
         if revoked is None:
             raise NotFoundException(detail=f"no active API key named {name!r}")
         state.keyring.forget()

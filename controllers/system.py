@@ -160,6 +160,7 @@ async def _probe(state: State) -> Response[Health]:
     started = time.perf_counter()
     try:
         async with asyncio.timeout(timeout):
+            # Not the request's unit of work: the probe waits at most its own timeout and answers a failure.
             async with state.pool.connection(timeout=timeout) as conn:
                 cur = await conn.execute("SELECT current_setting('server_version')")
                 row = await cur.fetchone()
@@ -192,6 +193,7 @@ async def _database_check(state: State) -> ReadinessCheck:
     timeout = state.settings.health_timeout
     try:
         async with asyncio.timeout(timeout):
+            # Not the request's unit of work: the probe waits at most its own timeout and answers a failure.
             async with state.pool.connection(timeout=timeout) as conn:
                 cur = await conn.execute(SELECT_SCHEMA_VERSION)
                 row = await cur.fetchone()
