@@ -1,11 +1,18 @@
 """One request's unit of work: its one pooled connection, and the one way a transaction begins.
 
-`provide_unit_of_work` (a yield dependency of every controller that reads or writes runs) hands
-the request a `UnitOfWork`; the repositories take it in their constructor and ask it for the
-connection. The connection is taken from the pool on first use, so a read the cache answers
-costs the pool nothing, and it goes back when the handler has returned (before the response is
-sent, so a streamed response holds none). Pooled connections are in autocommit mode: a read is
-one statement and needs no transaction; a write opens one with `transaction()`.
+`provide_unit_of_work` (an app-level yield dependency, named "work") hands the request a
+`UnitOfWork`; every repository a handler uses (runs, states, checkpoints, idempotency keys,
+statistics, timeline, the changes feed) takes it in its constructor and asks it for the
+connection, and the API-key handlers pass that connection to auth/store.py, so a handler takes at
+most one pooled connection however many reads it makes. Some take their own instead: the auth
+middleware (it runs before dependencies exist), the health probes (their own short timeout), the
+event hub and the SSE streams (a connection per read, never held for a stream's life), and the
+background tasks.
+
+The connection is taken from the pool on first use, so a read the cache answers costs the pool
+nothing, and it goes back when the handler has returned (before the response is sent, so a
+streamed response holds none). Pooled connections are in autocommit mode: a read needs no
+transaction; a write opens one with `transaction()`.
 
 After a transaction commits, the runs the writers noted (`wrote`) are dropped from this
 process's read cache, so the writer reads its own write; when the request's connection is back in
