@@ -32,7 +32,7 @@ test: $(STAMP) ## Run the tests against a real PostgreSQL (embedded, or DATABASE
 	$(BIN)/python -m pytest $(ARGS)
 
 fuzz: $(STAMP) ## schemathesis against the live OpenAPI document: >= 2,000 cases, every contract check (FUZZ_SEED, FUZZ_MAX_EXAMPLES)
-	$(BIN)/python -m pytest -m fuzz tests/test_fuzz.py -s
+	$(BIN)/python -m pytest -n 0 -m fuzz tests/test_fuzz.py -s
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .

@@ -55,16 +55,30 @@ class FoldedClient(TestClient[Any]):
     """The app's test client, as a reader who comes after the fold interval: tests write as an
     engine does through `db` and then read through the API, and a direct engine write reaches
     statistics, search and the read cache when the service folds the change log (every 0.2 s,
-    measured by bench/freshness.py). Each request first waits for that fold, so tests state what
-    is served, not how fast; the freshness bound itself is tested with polling
+    measured by bench/freshness.py). Each request first has the app's folder fold what is logged
+    (as it does after the service's own writes) and waits until nothing is left, so tests state
+    what is served, not how fast; the freshness bound itself is tested with polling
     (tests/test_schema_lifecycle.py)."""
 
     engine_db: psycopg.Connection[Any] | None = None
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
         if self.engine_db is not None:
+            folder = getattr(self.app.state, "folder", None)
+            portal = getattr(self, "blocking_portal", None)
+            if folder is not None and portal is not None:
+                portal.call(folder.fold_now)
             wait_folded(self.engine_db)
         return super().request(*args, **kwargs)
+
+
+def forget_process_state(app: Any) -> None:
+    """What a started app remembers of the tables between requests, dropped (after the tables were
+    emptied under it): its cached runs and what it knows of the API keys."""
+    cache = getattr(app.state, "run_cache", None)
+    if cache is not None:
+        cache.clear()
+    app.state.keyring.forget()
 
 
 def free_port() -> int:
@@ -263,19 +277,28 @@ CREATE INDEX ON workflow_checkpoints(run_id);
 
 @contextlib.contextmanager
 def public_create_revoked(database_url: str) -> Iterator[None]:
-    """No role may create in `public` (as before PostgreSQL 15, PUBLIC may); restored on exit."""
+    """No role may create in `public` (as before PostgreSQL 15, PUBLIC may); restored on exit. One
+    test at a time on the server (an advisory lock held throughout), so that two sessions sharing
+    it (pytest-xdist workers) neither restore the right under each other nor skip restoring it."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        row = conn.execute("SELECT has_schema_privilege('public', 'public', 'CREATE')").fetchone()
-        had_create = bool(row and row[0])
-        if had_create:
-            conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-    try:
-        yield
-    finally:
-        if had_create:
-            with psycopg.connect(database_url, autocommit=True) as conn:
-                # Run by a superuser, the GRANT is recorded as the schema owner's, as the original was.
-                conn.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+        conn.execute("SELECT pg_advisory_lock(%s)", (PUBLIC_CREATE_LOCK_KEY,))
+        try:
+            row = conn.execute("SELECT has_schema_privilege('public', 'public', 'CREATE')").fetchone()
+            had_create = bool(row and row[0])
+            if had_create:
+                conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+            try:
+                yield
+            finally:
+                if had_create:
+                    # Run by a superuser, the GRANT is recorded as the schema owner's, as the original was.
+                    conn.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (PUBLIC_CREATE_LOCK_KEY,))
+
+
+# Taken by public_create_revoked (advisory locks are per database: sessions sharing one database).
+PUBLIC_CREATE_LOCK_KEY = 7_362_901_600
 
 
 # In the name of every role this test session makes, so that the session's check (conftest.py,
