@@ -26,9 +26,9 @@ from cache import RunCache, listen
 from changelog import Folder
 from changelog.folder import stop as stop_task
 from config import ConfigError, Settings, load_settings
-from controllers.common import check_input
 from controllers.events import EventsController
 from controllers.lenient import TimestampPlusMiddleware
+from controllers.protocol import check_input
 from controllers.runs import RunsController
 from controllers.stats import StatsController
 from controllers.steps import StepsController

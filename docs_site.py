@@ -134,7 +134,7 @@ def add_examples(document: dict[str, Any]) -> dict[str, Any]:
     """Put an example on every request and response body whose type has one in dto/examples.py,
     and drop the body Litestar documents for HEAD responses (they have none), in place.
 
-    Litestar takes examples per error response (controllers/common.py) but not for a handler's own
+    Litestar takes examples per error response (controllers/protocol.py) but not for a handler's own
     request and success bodies; the render plugins below call this on the document they serve."""
     for item in document.get("paths", {}).values():
         for method, operation in item.items():

@@ -15,7 +15,7 @@ from auth import store
 from auth.access import requires
 from auth.store import ApiKeyCreated, ApiKeyRead
 from auth.tokens import ADMIN, NAME_PATTERN, SCOPES
-from controllers.common import error_responses
+from controllers.protocol import error_responses
 from db.unit_of_work import UnitOfWork
 
 KeyName = Annotated[str, msgspec.Meta(pattern=NAME_PATTERN.pattern, description="1-64 of A-Z a-z 0-9 _ . -")]

@@ -14,8 +14,8 @@ from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
 
 from auth import READ, requires
-from controllers.common import RunIdPath, error_responses, parse_id, provide_runs_repo
-from db.unit_of_work import UnitOfWork
+from controllers.protocol import RunIdPath, error_responses, parse_id
+from controllers.providers import provide_events_repo, provide_runs_repo
 from dto.events import ChangesPage, Event, EventKind
 from dto.examples import EVENT_STREAM_EXAMPLE
 from errors import DomainError, RunNotFound, ServiceUnavailable
@@ -64,10 +64,6 @@ def provide_hub(state: State) -> Hub:
             "role could not install"
         )
     return hub
-
-
-async def provide_events_repo(work: NamedDependency[UnitOfWork]) -> EventsRepository:
-    return EventsRepository(work)
 
 
 def _filter(

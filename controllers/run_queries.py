@@ -10,7 +10,7 @@ from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from controllers.common import next_link, parse_timestamp, timestamp_query
+from controllers.protocol import next_link, parse_timestamp, timestamp_query
 from db.replica import POSITION_HEADER, REPLICA_FAILURES, SERVED_BY_HEADER, Replica
 from db.unit_of_work import UnitOfWork
 from dto.runs import RunRead

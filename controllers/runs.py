@@ -13,7 +13,7 @@ from litestar.params import JSONBody, QueryParameter
 import lifecycle
 import run_rules
 from auth import ADMIN, READ, WRITE, requires
-from controllers.common import (
+from controllers.protocol import (
     COMMIT_POSITION_HEADER,
     ETAG_HEADER,
     NOT_MODIFIED,
@@ -26,14 +26,13 @@ from controllers.common import (
     error_responses,
     etag_matches,
     parse_id,
-    provide_idempotency,
-    provide_runs_repo,
     require_if_match,
     run_etag,
     run_location,
     stored_response,
     write_scope,
 )
+from controllers.providers import provide_idempotency, provide_runs_repo
 from controllers.run_queries import (
     PAGING_HEADERS,
     SEARCH_DESCRIPTION,

@@ -6,13 +6,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from litestar import Controller, get
-from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
 from auth import READ, requires
-from controllers.common import error_responses, parse_timestamp, timestamp_query
-from db.unit_of_work import UnitOfWork
+from controllers.protocol import error_responses, parse_timestamp, timestamp_query
+from controllers.providers import provide_stats_repo
 from dto.stats import PERCENTILE_NOTE, ErrorStats, MigrationStats, StatsHistory
 from errors import DomainError
 from repositories.stats import DAY, GROUP_KEYS, HOUR, StatsRepository, ceil_to, floor_to
@@ -96,14 +95,10 @@ def history_window(
     return start, end
 
 
-async def provide_stats_repository(state: State, work: NamedDependency[UnitOfWork]) -> StatsRepository:
-    return StatsRepository(work, stuck_after_minutes=state.settings.stuck_after_minutes)
-
-
 class StatsController(Controller):
     path = "/api/v1/migrations/stats"
     tags = ["Statistics"]
-    dependencies = {"stats_repo": Provide(provide_stats_repository)}
+    dependencies = {"stats_repo": Provide(provide_stats_repo)}
 
     @get(
         "/",

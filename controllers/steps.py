@@ -16,7 +16,7 @@ from litestar.params import Body, JSONBody, PathParameter, QueryParameter
 import run_rules
 from auth import READ, WRITE, requires
 from config import Settings
-from controllers.common import (
+from controllers.protocol import (
     COMMIT_POSITION_HEADER,
     REPLAYED_RESPONSE_HEADER,
     IdempotencyKeyHeader,
@@ -25,14 +25,16 @@ from controllers.common import (
     error_responses,
     next_link,
     parse_id,
+    run_location,
+    stored_response,
+    write_scope,
+)
+from controllers.providers import (
     provide_checkpoints_repo,
     provide_idempotency,
     provide_runs_repo,
     provide_settings,
     provide_states_repo,
-    run_location,
-    stored_response,
-    write_scope,
 )
 from dto.steps import (
     MAX_BATCH_ITEMS,

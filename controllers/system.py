@@ -11,8 +11,9 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
 from auth import READ, SCOPE_TEXT, open_or
-from controllers.common import error_responses
-from dto.common import (
+from controllers.protocol import error_responses
+from dto.examples import READINESS_FAILED
+from dto.system import (
     ApiInfo,
     ApiLinks,
     AuthInfo,
@@ -25,7 +26,6 @@ from dto.common import (
     ReadinessCheck,
     ReplicaHealth,
 )
-from dto.examples import READINESS_FAILED
 from errors import logger
 
 OPEN_MODE_WARNING = (

@@ -6,15 +6,11 @@ from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
 
 from auth import READ, requires
-from controllers.common import RunIdPath, error_responses, parse_id
-from db.unit_of_work import UnitOfWork
+from controllers.protocol import RunIdPath, error_responses, parse_id
+from controllers.providers import provide_timeline_repo
 from dto.timeline import MEDIAN_NOTE, RunTimeline
 from errors import RunNotFound
 from repositories.timeline import TimelineRepository
-
-
-async def provide_timeline_repo(work: NamedDependency[UnitOfWork]) -> TimelineRepository:
-    return TimelineRepository(work)
 
 
 class TimelineController(Controller):

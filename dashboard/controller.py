@@ -21,16 +21,16 @@ from litestar.params import QueryParameter
 from litestar.response import Template
 
 from auth import READ, requires
-from controllers.common import (
-    RunIdPath,
-    parse_id,
+from controllers.protocol import RunIdPath, parse_id
+from controllers.providers import (
     provide_checkpoints_repo,
     provide_runs_repo,
     provide_states_repo,
+    provide_stats_repo,
+    provide_timeline_repo,
 )
 from controllers.run_queries import RunListRequest, provide_run_listing
-from controllers.stats import history_window, provide_stats_repository
-from controllers.timeline import provide_timeline_repo
+from controllers.stats import history_window
 from dashboard.charts import STATUS_ORDER, Chart, history_chart, status_rank
 from dto.runs import RunRead
 from dto.stats import ErrorStats, MigrationStats
@@ -140,7 +140,7 @@ class DashboardController(Controller):
     path = "/dashboard"
     include_in_schema = False
     dependencies = {
-        "stats_repo": Provide(provide_stats_repository),
+        "stats_repo": Provide(provide_stats_repo),
         "runs_repo": Provide(provide_runs_repo),
     }
 

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import msgspec
 
-from dto.common import STORED_TIME_NOTE
 from dto.runs import RunRead
+from dto.stored import STORED_TIME_NOTE
 
 
 class EventKind(StrEnum):

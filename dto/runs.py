@@ -10,7 +10,7 @@ from typing import Annotated
 
 import msgspec
 
-from dto.common import STORED_DURATION_NOTE, STORED_TIME_NOTE
+from dto.stored import STORED_DURATION_NOTE, STORED_TIME_NOTE
 from dto.validation import NUL_FREE_PATTERN
 
 FilePath = Annotated[

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Final
 
 import msgspec
 
-from dto.common import STORED_TIME_NOTE
+from dto.stored import STORED_TIME_NOTE
 from dto.validation import NUL_FREE_PATTERN, find_nul
 
 # Deeper documents are refused with a 400 before PostgreSQL's parser runs out of stack on them.

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import msgspec
 
-from dto.common import STORED_DURATION_NOTE, STORED_TIME_NOTE
+from dto.stored import STORED_DURATION_NOTE, STORED_TIME_NOTE
 
 MEDIAN_NOTE = (
     "The median of a step is taken over the most recent runs of the same record type (at most "

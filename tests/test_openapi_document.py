@@ -15,7 +15,7 @@ from app import create_app
 from auth import controller as auth_controller
 from auth import store as auth_store
 from config import Settings
-from dto import common, events, runs, stats, steps, timeline
+from dto import errors, events, runs, stats, steps, system, timeline
 from dto.examples import ERROR_EXAMPLES, EXAMPLES
 
 METHODS = ("get", "put", "post", "delete", "patch", "head")
@@ -23,7 +23,7 @@ METHODS = ("get", "put", "post", "delete", "patch", "head")
 STOCK = {s.description for s in http.HTTPStatus} | {s.phrase for s in http.HTTPStatus}
 STRUCTS: dict[str, type] = {
     name: obj
-    for module in (common, events, runs, stats, steps, timeline, auth_store, auth_controller)
+    for module in (errors, events, runs, stats, steps, system, timeline, auth_store, auth_controller)
     for name, obj in vars(module).items()
     if isinstance(obj, type) and issubclass(obj, msgspec.Struct)
 }

@@ -1,11 +1,15 @@
-"""What the controllers share, kept together so that each controller module holds only its routes:
+"""The HTTP side every controller shares, so that each controller module holds only its routes:
 
-- the dependency providers of the repositories (each on the request's unit of work);
-- the documented headers and parameters more than one resource takes (run id, Idempotency-Key,
-  If-Match / If-None-Match, late, force) and the OpenAPI entries of the error responses;
-- parsing of ids and timestamps into a 400 that names the parameter (`parse_id`, `parse_timestamp`);
-- ETags, `Location` and `Link` values, and the response of a stored (idempotent) write;
+- the documented path, query and header parameters more than one resource takes (run id,
+  Idempotency-Key, If-Match / If-None-Match, late, force, timestamps) and their parsing into a 400
+  that names the parameter (`parse_id`, `parse_timestamp`);
+- the documented responses: the error statuses (`error_responses`), 304, and the `ETag`,
+  `X-Commit-Position` and `Idempotency-Replayed` headers;
+- ETags and `If-Match` checks, `Location` and `Link` values, and the response of a stored
+  (idempotent) write with the scope its key is held under;
 - `check_input`, the app-level check of query parameters and JSON bodies.
+
+The dependency providers are in controllers/providers.py.
 """
 
 from __future__ import annotations
@@ -17,23 +21,17 @@ from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request, Response
-from litestar.datastructures import ResponseHeader, State
-from litestar.di import NamedDependency
+from litestar.datastructures import ResponseHeader
 from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, KwargDefinition, PathParameter, QueryParameter
 
-from config import Settings
-from db.unit_of_work import UnitOfWork
-from dto.common import ErrorResponse
+from dto.errors import ErrorResponse
 from dto.examples import ERROR_EXAMPLES
 from dto.runs import RunRead, body_etag
 from errors import DomainError, PreconditionFailed
-from repositories.checkpoints import CheckpointsRepository
-from repositories.idempotency import IdempotencyStore, StoredResponse
-from repositories.runs import RunsRepository
-from repositories.states import StatesRepository
+from repositories.idempotency import StoredResponse
 
 T = TypeVar("T")
 
@@ -153,26 +151,6 @@ def parse_id(raw: str, name: str = "run_id") -> uuid.UUID:
         return uuid.UUID(raw)
     except ValueError:
         raise DomainError(f"{name} must be a UUID, got {raw!r}") from None
-
-
-async def provide_settings(state: State) -> Settings:
-    return state.settings  # type: ignore[no-any-return]
-
-
-async def provide_runs_repo(work: NamedDependency[UnitOfWork]) -> RunsRepository:
-    return RunsRepository(work)
-
-
-async def provide_states_repo(work: NamedDependency[UnitOfWork]) -> StatesRepository:
-    return StatesRepository(work)
-
-
-async def provide_checkpoints_repo(work: NamedDependency[UnitOfWork]) -> CheckpointsRepository:
-    return CheckpointsRepository(work)
-
-
-async def provide_idempotency(state: State, work: NamedDependency[UnitOfWork]) -> IdempotencyStore:
-    return IdempotencyStore(work, state.settings.idempotency_ttl_hours * 3600)
 
 
 def stored_response(done: StoredResponse[T]) -> Response[T]:

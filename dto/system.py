@@ -1,31 +1,11 @@
-"""Wire types shared by every resource: error bodies, API info, health."""
+"""Wire types of the service-level routes (controllers/system.py): API info with its links and
+how callers are checked, health, liveness and readiness."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
-
-# What a read serves for a value an engine wrote that JSON or Python cannot carry (README, "Values
-# written by engines"); the API itself never writes one.
-STORED_TIME_NOTE = "; null if stored as 'infinity', '-infinity' or outside the years 1 to 9999"
-STORED_DURATION_NOTE = "; null if stored as NaN, Infinity or -Infinity"
-
-
-class ErrorDetail(msgspec.Struct):
-    """Where a validation error was found and what was wrong."""
-
-    message: str
-    key: str | None = None
-    source: str | None = None
-
-
-class ErrorResponse(msgspec.Struct):
-    """The body of every 4xx and 5xx response."""
-
-    status_code: int
-    detail: str
-    extra: list[ErrorDetail] | dict[str, Any] | None = None
 
 
 class ApiLinks(msgspec.Struct):
