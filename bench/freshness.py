@@ -283,10 +283,10 @@ def _writer_thread(url: str, stop: Any, cycles: Any, errors: Any, messages: Any,
             secs = rng.randint(500, 60000) / 100.0
             row = conn.execute(CYCLE_RUN, (f"data/input/{RECORD_TYPES[t]}_{n}.csv", RECORD_TYPES[t])).fetchone()
             assert row is not None
-            rid = row[0]
-            conn.execute(CYCLE_STATE, (rid, "read", json.dumps({"records": records}), 1))
-            conn.execute(CYCLE_STATE, (rid, "transform", json.dumps({"records": records, "valid": True}), 2))
-            conn.execute(CYCLE_CHECKPOINT, (rid, json.dumps({"offset": records})))
+            run_id = row[0]
+            conn.execute(CYCLE_STATE, (run_id, "read", json.dumps({"records": records}), 1))
+            conn.execute(CYCLE_STATE, (run_id, "transform", json.dumps({"records": records, "valid": True}), 2))
+            conn.execute(CYCLE_CHECKPOINT, (run_id, json.dumps({"offset": records})))
             if rng.randint(1, 100) <= 10:
                 message = rng.choice(
                     [
@@ -297,9 +297,9 @@ def _writer_thread(url: str, stop: Any, cycles: Any, errors: Any, messages: Any,
                         f"Unknown record code {n % 40}",
                     ]
                 )
-                conn.execute(CYCLE_FAIL, (secs, message, rid))
+                conn.execute(CYCLE_FAIL, (secs, message, run_id))
             else:
-                conn.execute(CYCLE_COMPLETE, (secs, rid))
+                conn.execute(CYCLE_COMPLETE, (secs, run_id))
             with cycles.get_lock():
                 cycles.value += 1
         except Exception as exc:
@@ -428,22 +428,22 @@ class Prober:
         return time.perf_counter()
 
     def get(self) -> Sample:
-        rid = uuid.uuid4()
+        run_id = uuid.uuid4()
         committed = self._write(
             "INSERT INTO migration_runs (id, file_path, record_type, status) VALUES (%s, %s, 'claim', 'running')",
-            (rid, f"freshness/{self.tag}/get_{rid.hex[:8]}.csv"),
+            (run_id, f"freshness/{self.tag}/get_{run_id.hex[:8]}.csv"),
         )
-        return self._poll("get", f"/api/v1/migrations/{rid}", lambda r: r.status_code == 200, committed)
+        return self._poll("get", f"/api/v1/migrations/{run_id}", lambda r: r.status_code == 200, committed)
 
     def update(self) -> Sample:
-        rid = self._next_run()
-        before = self.client.get(f"/api/v1/migrations/{rid}")  # now in the read cache
+        run_id = self._next_run()
+        before = self.client.get(f"/api/v1/migrations/{run_id}")  # now in the read cache
         before.raise_for_status()
         new_status = "completed" if before.json()["status"] == "failed" else "failed"
         marker = f"freshness probe {self.tag} {uuid.uuid4().hex[:12]}"
         committed = self._write(
             "UPDATE migration_runs SET status = %s, error_message = %s, updated_at = now() WHERE id = %s",
-            (new_status, marker, rid),
+            (new_status, marker, run_id),
         )
 
         def shows(response: httpx.Response) -> bool:
@@ -452,33 +452,33 @@ class Prober:
             body = response.json()
             return bool(body["status"] == new_status and body["error_message"] == marker)
 
-        return self._poll("update", f"/api/v1/migrations/{rid}", shows, committed)
+        return self._poll("update", f"/api/v1/migrations/{run_id}", shows, committed)
 
     def states(self) -> Sample:
-        rid = self._next_run()
-        path = f"/api/v1/migrations/{rid}/states"
+        run_id = self._next_run()
+        path = f"/api/v1/migrations/{run_id}/states"
         self.client.get(path).raise_for_status()  # now in the read cache
         sid = uuid.uuid4()
         committed = self._write(
             "INSERT INTO workflow_states (id, run_id, step_name, state_data, step_order) "
             "SELECT %s, %s, 'freshness_probe', '{\"probe\": true}', coalesce(max(step_order), 0) + 1 "
             "FROM workflow_states WHERE run_id = %s",
-            (sid, rid, rid),
+            (sid, run_id, run_id),
         )
         text = str(sid)
         return self._poll("states", path, lambda r: r.status_code == 200 and text in r.text, committed)
 
     def list(self) -> Sample:
-        rid = uuid.uuid4()
+        run_id = uuid.uuid4()
         row = self.engine.execute(
             "INSERT INTO migration_runs (id, file_path, record_type, status) VALUES (%s, %s, 'claim', 'running') "
             "RETURNING created_at",
-            (rid, f"freshness/{self.tag}/list_probe_{rid.hex}.csv"),
+            (run_id, f"freshness/{self.tag}/list_probe_{run_id.hex}.csv"),
         ).fetchone()
         committed = time.perf_counter()
         assert row is not None
         created = row[0]
-        text = str(rid)
+        text = str(run_id)
 
         def shows(response: httpx.Response) -> bool | str:
             if response.status_code != 200:
@@ -501,11 +501,11 @@ class Prober:
         before.raise_for_status()
         base = before.json()
         base_total, base_failed = base["total_migrations"], base["status_breakdown"].get("failed", 0)
-        rid = uuid.uuid4()
+        run_id = uuid.uuid4()
         committed = self._write(
             "INSERT INTO migration_runs (id, file_path, record_type, status, completed_at, total_duration, success,"
             " error_message) VALUES (%s, %s, %s, 'failed', now(), 12.5, false, 'freshness probe')",
-            (rid, f"freshness/{self.tag}/stats_{rid.hex[:8]}.csv", PROBE_TYPE),
+            (run_id, f"freshness/{self.tag}/stats_{run_id.hex[:8]}.csv", PROBE_TYPE),
         )
         self.probes_in_stats += 1
         expected = self.probes_in_stats

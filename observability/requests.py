@@ -26,7 +26,8 @@ _CLIENT_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 logger = structlog.stdlib.get_logger("migration_api.requests")
 
 
-def request_id(scope: Scope) -> str:
+def choose_request_id(scope: Scope) -> str:
+    """The client's `X-Request-ID` when it is short and plain, otherwise a new random one."""
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
             candidate = value.decode("latin-1")
@@ -40,7 +41,7 @@ class RequestLogMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        rid = request_id(scope)
+        request_id = choose_request_id(scope)
         started = time.perf_counter()
         status = 500
 
@@ -48,10 +49,10 @@ class RequestLogMiddleware(ASGIMiddleware):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableScopeHeaders.from_message(message)[REQUEST_ID_HEADER] = rid
+                MutableScopeHeaders.from_message(message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=rid):
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 await next_app(scope, receive, send_with_id)
             finally:

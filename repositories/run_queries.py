@@ -60,7 +60,7 @@ CURSOR_VERSION: Final = 2
 
 
 # A condition with a `%s` for each of its values, and the values.
-Spec = tuple[str, list[Any]]
+Condition = tuple[str, list[Any]]
 
 
 class QueryError(ValueError):
@@ -126,11 +126,11 @@ class RunQuery:
     cursor: str | None = None
 
     def is_unfiltered(self) -> bool:
-        return not _filter_specs(self)
+        return not _filter_conditions(self)
 
     def query_hash(self) -> str:
         """Identifies the filters and sort, so that a cursor is only used with the query that made it."""
-        parts = [_filter_specs(self), self.q, str(self.sort)]
+        parts = [_filter_conditions(self), self.q, str(self.sort)]
         return hashlib.sha256(msgspec.json.encode(parts)).hexdigest()[:16]
 
     def decode_cursor(self) -> Cursor | None:
@@ -184,25 +184,25 @@ def uuid_prefix_range(term: str) -> tuple[uuid.UUID, uuid.UUID | None] | None:
     return uuid.UUID(int=low), (uuid.UUID(int=high) if high < 1 << 128 else None)
 
 
-def _filter_specs(query: RunQuery) -> list[Spec]:
+def _filter_conditions(query: RunQuery) -> list[Condition]:
     """(condition with one `%s` for its bound value, [the value]) for every filter that is set.
 
     Column names come from this function's constants, never from the request.
     """
-    specs: list[Spec] = []
+    conditions: list[Condition] = []
     # One value is an equality, which lets a (column, sort key) index deliver rows in order.
     if len(query.statuses) == 1:
-        specs.append(("status = %s", [query.statuses[0]]))
+        conditions.append(("status = %s", [query.statuses[0]]))
     elif query.statuses:
-        specs.append(("status = ANY(%s)", [list(query.statuses)]))
+        conditions.append(("status = ANY(%s)", [list(query.statuses)]))
     if len(query.record_types) == 1:
-        specs.append(("record_type = %s", [query.record_types[0]]))
+        conditions.append(("record_type = %s", [query.record_types[0]]))
     elif query.record_types:
-        specs.append(("record_type = ANY(%s)", [list(query.record_types)]))
+        conditions.append(("record_type = ANY(%s)", [list(query.record_types)]))
     if query.file_path is not None:
-        specs.append(("file_path ILIKE %s", [like_pattern(query.file_path)]))
+        conditions.append(("file_path ILIKE %s", [like_pattern(query.file_path)]))
     if query.success is not None:
-        specs.append(("success = %s", [query.success]))
+        conditions.append(("success = %s", [query.success]))
     ranges = (
         ("created_at", query.created_after, query.created_before),
         ("updated_at", query.updated_after, query.updated_before),
@@ -211,15 +211,15 @@ def _filter_specs(query: RunQuery) -> list[Spec]:
     )
     for column, low, high in ranges:
         if low is not None:
-            specs.append((f"{column} >= %s", [low]))
+            conditions.append((f"{column} >= %s", [low]))
         if high is not None:
             # durations are an inclusive range; times are half-open [after, before)
-            specs.append((f"{column} {'<=' if column == 'total_duration' else '<'} %s", [high]))
-    return specs
+            conditions.append((f"{column} {'<=' if column == 'total_duration' else '<'} %s", [high]))
+    return conditions
 
 
-def _keyset_spec(query: RunQuery, cursor: Cursor) -> Spec:
-    """The condition "after the cursor's row" in the query's order, with its values (see `_filter_specs`)."""
+def _keyset_condition(query: RunQuery, cursor: Cursor) -> Condition:
+    """The condition "after the cursor's row" in the query's order, with its values (see `_filter_conditions`)."""
     cols = query.sort.columns
     op = "<" if query.sort.descending else ">"
     first = cols[0]
@@ -285,29 +285,29 @@ def _order_by(query: RunQuery) -> str:
     return ", ".join(column + direction for column in query.sort.columns)
 
 
-def _where(conditions: list[Spec]) -> str:
+def _where(conditions: list[Condition]) -> str:
     return " WHERE " + " AND ".join(template for template, _ in conditions) if conditions else ""
 
 
-def _values(conditions: list[Spec]) -> list[Any]:
+def _values(conditions: list[Condition]) -> list[Any]:
     return [value for _, values in conditions for value in values]
 
 
 def build_list(query: RunQuery, cursor: Cursor | None, columns: str = RUN_COLUMNS) -> tuple[str, list[Any]]:
     """One page of the plain list: `columns` of limit + 1 runs, to tell whether there is a next page."""
-    conditions = _filter_specs(query)
+    conditions = _filter_conditions(query)
     if cursor is not None:
-        conditions.append(_keyset_spec(query, cursor))
+        conditions.append(_keyset_condition(query, cursor))
     where, order = _where(conditions), _order_by(query)
     statement = f"SELECT {columns} FROM migration_runs{where} ORDER BY {order} LIMIT %s OFFSET %s"
     return statement, [*_values(conditions), query.limit + 1, query.offset]
 
 
-def _any(conditions: list[Spec]) -> Spec:
+def _any(conditions: list[Condition]) -> Condition:
     return "(" + " OR ".join(template for template, _ in conditions) + ")", _values(conditions)
 
 
-def _rank_specs(term: str) -> tuple[Spec, Spec]:
+def _rank_conditions(term: str) -> tuple[Condition, Condition]:
     """(exact, prefix) conditions on run id, file path and file name."""
     lowered = term.lower()
     prefix_pattern = escape_like(lowered) + "%"
@@ -315,11 +315,11 @@ def _rank_specs(term: str) -> tuple[Spec, Spec]:
     # strpos() test spares most rows of an ordered walk the file-name expression (the index
     # on the file name still serves `FILE_NAME LIKE` for rare terms).
     in_path = "strpos(lower(file_path), %s) > 0"
-    exact: list[Spec] = [
+    exact: list[Condition] = [
         ("lower(file_path) = %s", [lowered]),
         (f"({in_path} AND {FILE_NAME} = %s)", [lowered, lowered]),
     ]
-    prefix: list[Spec] = [
+    prefix: list[Condition] = [
         ("lower(file_path) LIKE %s", [prefix_pattern]),
         (f"({in_path} AND {FILE_NAME} LIKE %s)", [lowered, prefix_pattern]),
     ]
@@ -332,7 +332,7 @@ def _rank_specs(term: str) -> tuple[Spec, Spec]:
     return _any(exact), _any(prefix)
 
 
-def _contains_spec(term: str, indexed: bool) -> Spec:
+def _contains_condition(term: str, indexed: bool) -> Condition:
     # The search document joins the fields with chr(31), which a term never contains (control
     # characters are refused), so a match in the document is a match within one field.
     pattern = like_pattern(term)
@@ -368,14 +368,14 @@ def build_search(
     Tiers below the cursor's are skipped, the cursor's own tier continues after the cursor.
     """
     assert query.q is not None
-    (exact, exact_values), (prefix, prefix_values) = _rank_specs(query.q)
-    contains, contains_values = _contains_spec(query.q, indexed)
-    tier_conditions: dict[int, Spec] = {
+    (exact, exact_values), (prefix, prefix_values) = _rank_conditions(query.q)
+    contains, contains_values = _contains_condition(query.q, indexed)
+    tier_conditions: dict[int, Condition] = {
         0: (exact, exact_values),
         1: (f"{prefix} AND NOT {exact}", [*prefix_values, *exact_values]),
         2: (f"{contains} AND NOT {prefix} AND NOT {exact}", [*contains_values, *prefix_values, *exact_values]),
     }
-    filters = _filter_specs(query)
+    filters = _filter_conditions(query)
     order = _order_by(query)
     branches: list[str] = []
     values: list[Any] = []
@@ -384,7 +384,7 @@ def build_search(
             continue
         conditions = [tier_conditions[rank], *filters]
         if cursor is not None and rank == cursor.rank:
-            conditions.append(_keyset_spec(query, cursor))
+            conditions.append(_keyset_condition(query, cursor))
         branches.append(
             f"(SELECT {columns}, {rank} AS rank FROM migration_runs{_where(conditions)} ORDER BY {order} LIMIT %s)"
         )
@@ -398,7 +398,7 @@ def build_search(
 
 def build_count(query: RunQuery, indexed: bool = False) -> tuple[str, list[Any]]:
     """Every run the query matches (no paging)."""
-    conditions = _filter_specs(query)
+    conditions = _filter_conditions(query)
     if query.q is not None:
-        conditions.append(_any([*_rank_specs(query.q), _contains_spec(query.q, indexed)]))
+        conditions.append(_any([*_rank_conditions(query.q), _contains_condition(query.q, indexed)]))
     return f"SELECT count(*) FROM migration_runs{_where(conditions)}", _values(conditions)

@@ -73,7 +73,7 @@ def test_error_groups_match_the_errors_endpoint(client: TestClient[Any], seeded:
     assert number(section.select_one('[data-stat="errors.total_failed"]')) == errors["total_failed"]
     for row, group in zip(rows, errors["groups"], strict=True):
         links = [a["href"] for a in row.select("a[href^='/dashboard/runs/']")]
-        assert links == [f"/dashboard/runs/{rid}" for rid in group["example_run_ids"]]
+        assert links == [f"/dashboard/runs/{run_id}" for run_id in group["example_run_ids"]]
 
 
 def test_overview_fragment_is_the_pages_overview(client: TestClient[Any], seeded: list[str]) -> None:

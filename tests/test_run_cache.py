@@ -82,15 +82,15 @@ def test_a_read_from_before_a_notice_is_not_stored_after_it() -> None:
     cache = RunCache(1024)
     cache.listening = True
     cache.fresh = True
-    rid = uuid.uuid4()
+    run_id = uuid.uuid4()
     generation = cache.generation
     cache.invalidate([uuid.uuid4()])  # a notice for any run arrives while the read is in flight
-    cache.put("run", rid, b"{}", '"t"', generation)
-    assert cache.get("run", rid) is None
-    cache.put("run", rid, b"{}", '"t"', cache.generation)
-    assert cache.get("run", rid) == (b"{}", '"t"')
-    cache.apply_notice(str(rid))
-    assert cache.get("run", rid) is None
+    cache.put("run", run_id, b"{}", '"t"', generation)
+    assert cache.get("run", run_id) is None
+    cache.put("run", run_id, b"{}", '"t"', cache.generation)
+    assert cache.get("run", run_id) == (b"{}", '"t"')
+    cache.apply_notice(str(run_id))
+    assert cache.get("run", run_id) is None
 
 
 def test_the_cache_is_bounded_by_bytes() -> None:
@@ -98,8 +98,8 @@ def test_the_cache_is_bounded_by_bytes() -> None:
     cache.listening = True
     cache.fresh = True
     ids = [uuid.uuid4() for _ in range(20)]
-    for rid in ids:
-        cache.put("run", rid, b"x" * 100, "", cache.generation)
+    for run_id in ids:
+        cache.put("run", run_id, b"x" * 100, "", cache.generation)
     assert sum(len(body) for body, _ in cache._items.values()) <= 800
     assert cache.get("run", ids[-1]) is not None
     assert cache.get("run", ids[0]) is None
