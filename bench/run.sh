@@ -73,16 +73,22 @@ DATABASE_URL="$APP_URL" .venv/bin/python bench/wait_derived.py
 CURSOR=$(DATABASE_URL="$APP_URL" .venv/bin/python bench/deep_cursor.py 20000)
 # A dashboard's "last 7 days, by status and record type"
 WEEK_AGO=$(date -u -d '7 days ago' +%Y-%m-%dT%H:00:00Z)
-ENDPOINTS=${BENCH_ENDPOINTS:-get_run,list,list_status,states,search,search_none,stats}
-EXTRA=(
-  --add-endpoint "stats_window=/api/v1/migrations/stats?since=$WEEK_AGO&group_by=status,record_type"
-  --add-endpoint "stats_history=/api/v1/migrations/stats/history?interval=day"
-  --add-endpoint "stats_errors=/api/v1/migrations/stats/errors"
-  --add-endpoint "list_sorted=/api/v1/migrations?status=failed&record_type=claim&sort=-total_duration&limit=50"
-  --add-endpoint "cursor_20k=/api/v1/migrations?limit=50&cursor=$CURSOR"
-  --add-endpoint "timeline=/api/v1/migrations/{id}/timeline"
+# The peer's endpoints by name (../shared/perf/bench.py knows their paths), ours as NAME=PATH (a
+# comma in a path is written %2C: the list is comma-separated). BENCH_ENDPOINTS picks from both.
+declare -A OURS=(
+  [stats_window]="/api/v1/migrations/stats?since=$WEEK_AGO&group_by=status%2Crecord_type"
+  [stats_history]="/api/v1/migrations/stats/history?interval=day"
+  [stats_errors]="/api/v1/migrations/stats/errors"
+  [list_sorted]="/api/v1/migrations?status=failed&record_type=claim&sort=-total_duration&limit=50"
+  [cursor_20k]="/api/v1/migrations?limit=50&cursor=$CURSOR"
+  [timeline]="/api/v1/migrations/{id}/timeline"
 )
-[ -n "${BENCH_ENDPOINTS:-}" ] && EXTRA=()
+SELECTED=${BENCH_ENDPOINTS:-get_run,list,list_status,states,search,search_none,stats,stats_window,stats_history,stats_errors,list_sorted,cursor_20k,timeline}
+ITEMS=()
+for name in ${SELECTED//,/ }; do
+  if [ -n "${OURS[$name]:-}" ]; then ITEMS+=("$name=${OURS[$name]}"); else ITEMS+=("$name"); fi
+done
+ENDPOINTS=$(IFS=,; echo "${ITEMS[*]}")
 
 SERVICE_ENV="DATABASE_URL='$APP_URL' RATE_LIMIT=off"
 if [ "${BENCH_PGBOUNCER:-0}" = 1 ]; then
@@ -106,10 +112,10 @@ SAMPLER=$!
 
 echo "== 3a. compare at 32 connections ($REPEAT passes per side, ${DURATION}s per endpoint)"
 "$PERF/bench.sh" compare --cmd "$CMD" --label migration-api --endpoints "$ENDPOINTS" \
-  "${EXTRA[@]}" --conns 32 --repeat "$REPEAT" --duration "$DURATION" --keep-pg
+  --conns 32 --repeat "$REPEAT" --duration "$DURATION" --keep-pg
 echo "== 3b. compare at 1 connection (service latency)"
 "$PERF/bench.sh" compare --cmd "$CMD" --label migration-api --endpoints "$ENDPOINTS" \
-  "${EXTRA[@]}" --conns 1 --threads 1 --repeat 1 --duration "$DURATION" --keep-pg
+  --conns 1 --threads 1 --repeat 1 --duration "$DURATION" --keep-pg
 
 kill "$SAMPLER" 2>/dev/null || true
 wait "$SAMPLER" 2>/dev/null || true
