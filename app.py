@@ -19,7 +19,7 @@ from litestar.di import Provide
 from litestar.openapi.spec import Components, SecurityScheme
 from psycopg_pool import AsyncConnectionPool
 
-from auth import SECURITY_SCHEME, KeyRing, auth_middleware, require_scope
+from auth import SECURITY_SCHEME, KeyRing, auth_middleware
 from auth.controller import ApiKeysController
 from auth.ratelimit import STORE_NAME, rate_limit_middleware, rate_limit_store
 from cache import RunCache, listen
@@ -234,7 +234,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=template_config(),
         before_request=check_input,
         middleware=middleware,
-        guards=[require_scope],
         plugins=[StrictStructSchemaPlugin()],
         stores={STORE_NAME: rate_limit_store(settings.redis_url, settings.redis_namespace)},
         cors_config=_cors(settings),

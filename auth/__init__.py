@@ -1,9 +1,9 @@
-"""Access control: API keys and their scopes, the middleware and guard that check them, per-key
+"""Access control: API keys and their scopes, the middleware that checks them, per-key
 rate limits, and the command that manages keys (`python -m auth --help`).
 
 - tokens.py: scopes, token generation, HMAC-SHA256 hashing, the API_KEYS setting's format
 - store.py: every SQL statement on `migration_api_keys`
-- access.py: the authentication middleware, the scope guard, `requires(scope)` for routes
+- access.py: the authentication middleware and its scope check, `requires(scope)` for routes
 - ratelimit.py: Litestar's rate limiter keyed by API key, Redis or in-process store
 - __main__.py: `python -m auth create|list|revoke`
 """
@@ -13,8 +13,8 @@ from auth.access import (
     KeyRing,
     Principal,
     auth_middleware,
+    check_scope,
     open_or,
-    require_scope,
     requires,
 )
 from auth.tokens import ADMIN, READ, SCOPE_TEXT, SCOPES, WRITE
@@ -29,7 +29,7 @@ __all__ = [
     "KeyRing",
     "Principal",
     "auth_middleware",
+    "check_scope",
     "open_or",
-    "require_scope",
     "requires",
 ]

@@ -7,6 +7,7 @@ lines on Litestar's `ASGIMiddleware` base."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -24,6 +25,9 @@ REQUEST_ID_HEADER: Final = "X-Request-ID"
 _CLIENT_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 logger = structlog.stdlib.get_logger("migration_api.requests")
+# The same logger through the standard library, for its cached level check: with LOG_LEVEL above
+# INFO the request line is not built at all (structlog would build it, then drop it).
+_level = logging.getLogger("migration_api.requests")
 
 
 def choose_request_id(scope: Scope) -> str:
@@ -52,10 +56,11 @@ class RequestLogMiddleware(ASGIMiddleware):
                 MutableScopeHeaders.from_message(message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
-            try:
-                await next_app(scope, receive, send_with_id)
-            finally:
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await next_app(scope, receive, send_with_id)
+        finally:
+            if _level.isEnabledFor(logging.INFO):
                 logger.info(
                     "request",
                     method=scope.get("method"),
@@ -63,3 +68,4 @@ class RequestLogMiddleware(ASGIMiddleware):
                     status=status,
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 )
+            structlog.contextvars.reset_contextvars(**tokens)
