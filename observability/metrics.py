@@ -1,5 +1,6 @@
-"""GET /metrics: Litestar's Prometheus integration for requests (by route template, method and
-status; latency histograms), plus what only this service knows, read when Prometheus scrapes:
+"""GET /metrics (Litestar's Prometheus controller): requests by route template, method and status
+with latency histograms, counted by the middleware below, plus what only this service knows,
+read when Prometheus scrapes:
 the connection pool, database errors by class, the read cache, the event streams, the
 background tasks.
 
@@ -8,14 +9,16 @@ prometheus-client keeps one registry per process; each uvicorn worker serves its
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any, Final
 
 from litestar.datastructures import State
+from litestar.enums import ScopeType
 from litestar.middleware import DefineMiddleware
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController, PrometheusMiddleware
-from litestar.types import ASGIApp
-from prometheus_client import REGISTRY, Counter
+from litestar.plugins.prometheus import PrometheusController
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -33,32 +36,74 @@ def count_database_error(exc: BaseException) -> None:
     DATABASE_ERRORS.labels(exc.__class__.__name__).inc()
 
 
-class _RouteMetricsMiddleware(PrometheusMiddleware):
-    """Litestar's middleware, counting answers that an inner middleware gave by raising (401 from
-    authentication, 429 from the rate limiter) under their own status: Litestar turns such an
-    exception into a response outside every middleware, so the stock one records them as 200.
-    Wrapping the inner app in Litestar's exception handler makes the response pass through here."""
+# The request series, named and labelled as Litestar's PrometheusMiddleware names them.
+_LABELS: Final = ("method", "path", "status_code", "app_name")
+REQUESTS: Final = Counter(f"{PREFIX}_requests_total", "Total requests", _LABELS)
+REQUEST_ERRORS: Final = Counter(f"{PREFIX}_requests_error_total", "Total errors in requests", _LABELS)
+REQUEST_SECONDS: Final = Histogram(f"{PREFIX}_request_duration_seconds", "Request duration, in seconds", _LABELS)
+IN_PROGRESS: Final = Gauge(
+    f"{PREFIX}_requests_in_progress", "Total requests currently in progress", _LABELS, multiprocess_mode="livesum"
+)
 
-    def __init__(self, app: ASGIApp, config: PrometheusConfig) -> None:
+
+class RequestMetricsMiddleware:
+    """Counts every answer by route template, method and status, and times it.
+
+    Written here rather than Litestar's PrometheusMiddleware, which builds a Request and a label
+    dict and looks up every series by its labels on each request: about 95 us of a cached read's
+    270 us at 32 connections (`make bench`, get run). This one keeps each label combination's
+    series in a dict. It wraps the inner app in Litestar's exception handler, so that an answer an
+    inner middleware gave by raising (401 from authentication, 429 from the rate limiter) is
+    counted under its own status, not as the 200 Litestar would otherwise record."""
+
+    def __init__(self, app: ASGIApp) -> None:
         from litestar._asgi.utils import wrap_in_exception_handler
 
-        super().__init__(wrap_in_exception_handler(app), config)
+        self.app = wrap_in_exception_handler(app)
+        self._done: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+        self._running: dict[tuple[str, str], Any] = {}
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or scope["path"] == METRICS_PATH:
+            await self.app(scope, receive, send)
+            return
+        method, path = scope["method"], scope.get("path_template") or scope["path"]
+        started = time.perf_counter()
+        status = 200
+        duration = 0.0
 
-def prometheus_config() -> PrometheusConfig:
-    # group_path: the `path` label is the route template (/api/v1/migrations/{run_id:str}), never
-    # the raw path, so run ids do not make a series each.
-    return PrometheusConfig(
-        app_name=PREFIX,
-        prefix=PREFIX,
-        group_path=True,
-        exclude=[f"^{METRICS_PATH}$"],
-        middleware_class=_RouteMetricsMiddleware,
-    )
+        async def send_counted(message: Message) -> None:
+            nonlocal status, duration
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                duration = time.perf_counter() - started
+            await send(message)
+
+        running = self._running.get((method, path))
+        if running is None:
+            running = self._running[(method, path)] = IN_PROGRESS.labels(method, path, "200", PREFIX)
+        running.inc()
+        try:
+            await self.app(scope, receive, send_counted)
+        finally:
+            running.dec()
+            series = self._done.get((method, path, status))
+            if series is None:
+                labels = (method, path, str(status), PREFIX)
+                series = self._done[(method, path, status)] = (
+                    REQUESTS.labels(*labels),
+                    REQUEST_SECONDS.labels(*labels),
+                    REQUEST_ERRORS.labels(*labels) if status >= 500 else None,
+                )
+            series[0].inc()
+            series[1].observe(duration)
+            if series[2] is not None:
+                series[2].inc()
 
 
 def metrics_middleware() -> DefineMiddleware:
-    return prometheus_config().middleware
+    return DefineMiddleware(RequestMetricsMiddleware)
 
 
 class MetricsController(PrometheusController):
