@@ -18,38 +18,35 @@
 
 -- name: fold
 
-    INSERT INTO migration_api_run_counts_hour AS t (bucket, status, record_type, n, succeeded, finished, dur_n, dur_sum, dur_max)
-    SELECT hour, status, record_type, sum(s),
-           coalesce(sum(s) FILTER (WHERE success), 0),
-           coalesce(sum(s) FILTER (WHERE success IS NOT NULL), 0),
-           coalesce(sum(s) FILTER (WHERE total_duration IS NOT NULL), 0),
-           coalesce(sum(s * total_duration::numeric), 0),
-           max(total_duration) FILTER (WHERE s > 0)
-      FROM migration_api_fold_delta GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (bucket, status, record_type) DO UPDATE
-       SET n = t.n + excluded.n, succeeded = t.succeeded + excluded.succeeded,
-           finished = t.finished + excluded.finished, dur_n = t.dur_n + excluded.dur_n,
-           dur_sum = t.dur_sum + excluded.dur_sum, dur_max = greatest(t.dur_max, excluded.dur_max);
-    INSERT INTO migration_api_run_counts_day AS t (bucket, status, record_type, n, succeeded, finished, dur_n, dur_sum, dur_max)
-    SELECT day, status, record_type, sum(s),
-           coalesce(sum(s) FILTER (WHERE success), 0),
-           coalesce(sum(s) FILTER (WHERE success IS NOT NULL), 0),
-           coalesce(sum(s) FILTER (WHERE total_duration IS NOT NULL), 0),
-           coalesce(sum(s * total_duration::numeric), 0),
-           max(total_duration) FILTER (WHERE s > 0)
-      FROM migration_api_fold_delta GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (bucket, status, record_type) DO UPDATE
-       SET n = t.n + excluded.n, succeeded = t.succeeded + excluded.succeeded,
-           finished = t.finished + excluded.finished, dur_n = t.dur_n + excluded.dur_n,
-           dur_sum = t.dur_sum + excluded.dur_sum, dur_max = greatest(t.dur_max, excluded.dur_max);
+    -- The three run counts from one grouping of the delta: its exact numeric sum of durations,
+    -- the costliest aggregate here, is taken once per row instead of three times.
+    WITH g AS (
+        SELECT hour, day, status, record_type, sum(s) AS n,
+               coalesce(sum(s) FILTER (WHERE success), 0) AS succeeded,
+               coalesce(sum(s) FILTER (WHERE success IS NOT NULL), 0) AS finished,
+               coalesce(sum(s) FILTER (WHERE total_duration IS NOT NULL), 0) AS dur_n,
+               coalesce(sum(s * total_duration::numeric), 0) AS dur_sum,
+               max(total_duration) FILTER (WHERE s > 0) AS dur_max
+          FROM migration_api_fold_delta GROUP BY hour, day, status, record_type),
+    hours AS (
+        INSERT INTO migration_api_run_counts_hour AS t (bucket, status, record_type, n, succeeded, finished, dur_n, dur_sum, dur_max)
+        SELECT hour, status, record_type, n, succeeded, finished, dur_n, dur_sum, dur_max
+          FROM g ORDER BY 1, 2, 3
+        ON CONFLICT (bucket, status, record_type) DO UPDATE
+           SET n = t.n + excluded.n, succeeded = t.succeeded + excluded.succeeded,
+               finished = t.finished + excluded.finished, dur_n = t.dur_n + excluded.dur_n,
+               dur_sum = t.dur_sum + excluded.dur_sum, dur_max = greatest(t.dur_max, excluded.dur_max)),
+    days AS (
+        INSERT INTO migration_api_run_counts_day AS t (bucket, status, record_type, n, succeeded, finished, dur_n, dur_sum, dur_max)
+        SELECT day, status, record_type, sum(n), sum(succeeded), sum(finished), sum(dur_n), sum(dur_sum), max(dur_max)
+          FROM g GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (bucket, status, record_type) DO UPDATE
+           SET n = t.n + excluded.n, succeeded = t.succeeded + excluded.succeeded,
+               finished = t.finished + excluded.finished, dur_n = t.dur_n + excluded.dur_n,
+               dur_sum = t.dur_sum + excluded.dur_sum, dur_max = greatest(t.dur_max, excluded.dur_max))
     INSERT INTO migration_api_run_counts_total AS t (status, record_type, n, succeeded, finished, dur_n, dur_sum, dur_max)
-    SELECT status, record_type, sum(s),
-           coalesce(sum(s) FILTER (WHERE success), 0),
-           coalesce(sum(s) FILTER (WHERE success IS NOT NULL), 0),
-           coalesce(sum(s) FILTER (WHERE total_duration IS NOT NULL), 0),
-           coalesce(sum(s * total_duration::numeric), 0),
-           max(total_duration) FILTER (WHERE s > 0)
-      FROM migration_api_fold_delta GROUP BY 1, 2 ORDER BY 1, 2
+    SELECT status, record_type, sum(n), sum(succeeded), sum(finished), sum(dur_n), sum(dur_sum), max(dur_max)
+      FROM g GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (status, record_type) DO UPDATE
        SET n = t.n + excluded.n, succeeded = t.succeeded + excluded.succeeded,
            finished = t.finished + excluded.finished, dur_n = t.dur_n + excluded.dur_n,
