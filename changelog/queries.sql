@@ -9,7 +9,8 @@ CREATE TEMP TABLE IF NOT EXISTS migration_api_fold_batch (
     logged_at TIMESTAMPTZ, kind TEXT, name TEXT, step_order INTEGER) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS migration_api_fold_delta (
     created_at TIMESTAMPTZ, status TEXT, record_type TEXT, total_duration DOUBLE PRECISION,
-    success BOOLEAN, error_message TEXT, s INTEGER) ON COMMIT DELETE ROWS;
+    success BOOLEAN, s INTEGER, hour TIMESTAMPTZ, day TIMESTAMPTZ, bin INTEGER, fingerprint TEXT)
+    ON COMMIT DELETE ROWS;
 
 -- name: state
 -- Once per cycle: what is derived and current, whether the log survived (its sentinel row is
@@ -55,12 +56,23 @@ SELECT count(*), coalesce(bool_or(run_id IS NULL), false),
 -- The batch as roll-up deltas, row by row (non-finite durations count as none). A run's old and
 -- new row are not cancelled against each other even when equal: a maximum that a fold read from
 -- the base rows before the change was folded must still see its value removed, or it would stay.
-INSERT INTO migration_api_fold_delta (created_at, status, record_type, total_duration, success, error_message, s)
-SELECT created_at, status, record_type,
-       CASE WHEN total_duration > '-Infinity'::float8 AND total_duration < 'Infinity'::float8 THEN total_duration END,
-       success, error_message, s
-  FROM migration_api_fold_batch
- WHERE s <> 0 AND run_id IS NOT NULL;
+-- Each row's UTC hour and day, duration bin (NULL without a duration) and, for a failed run, error
+-- fingerprint are computed here, once (the expressions of rollups/__init__.py and of the rebuild):
+-- the roll-up statements group by them some thirty times.
+INSERT INTO migration_api_fold_delta (created_at, status, record_type, total_duration, success, s,
+                                      hour, day, bin, fingerprint)
+SELECT created_at, status, record_type, total_duration, success, s,
+       (date_trunc('hour', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'),
+       (date_trunc('day', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'),
+       CASE WHEN total_duration IS NOT NULL
+            THEN floor(ln(least(greatest(total_duration, 0.001::float8), 1000000000.0::float8)) / 0.039220713153281295)::int END,
+       CASE WHEN status = 'failed' THEN migration_api_error_fingerprint(error_message) END
+  FROM (SELECT created_at, status, record_type,
+               CASE WHEN total_duration > '-Infinity'::float8 AND total_duration < 'Infinity'::float8
+                    THEN total_duration END AS total_duration,
+               success, error_message, s
+          FROM migration_api_fold_batch
+         WHERE s <> 0 AND run_id IS NOT NULL) b;
 
 -- name: refresh_search_docs
 -- The search documents of the batch's runs, as they are now: a deleted run loses its document, a

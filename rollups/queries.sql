@@ -8,192 +8,152 @@
 -- as "no duration": they are in no sum, maximum or histogram.
 --
 -- A fold reads `migration_api_fold_delta`: the batch's rows, +1 for a run's row as it now is and
--- -1 for the row it replaced (a heartbeat's pair cancels in the sums, touching no histogram). It
--- upserts the sums in key order (two folds never run at once: the folder holds a lock), then
--- deletes emptied rows and recomputes the maxima and first/last-seen times that a removed row may
--- have held, from the base rows of that one hour or day.
+-- -1 for the row it replaced (a heartbeat's pair cancels in the sums, touching no histogram), each
+-- with its UTC `hour` and `day`, its duration `bin` (NULL without a finite duration) and, for a
+-- failed run, its error `fingerprint` (NULL otherwise), computed once per row by
+-- changelog/queries.sql `delta` with the expressions the rebuild below uses. It upserts the sums
+-- in key order (two folds never run at once: the folder holds a lock), then deletes emptied rows
+-- and recomputes the maxima and first/last-seen times that a removed row may have held, from the
+-- base rows of that one hour or day.
 
 -- name: fold
 
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
-    INSERT INTO migration_api_run_counts_hour AS t (bucket, status, record_type, n, succeeded, finished, dur_n, dur_sum, dur_max)
-    SELECT (date_trunc('hour', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'), status, record_type, sum(s),
-           coalesce(sum(s) FILTER (WHERE success), 0),
-           coalesce(sum(s) FILTER (WHERE success IS NOT NULL), 0),
-           coalesce(sum(s) FILTER (WHERE total_duration IS NOT NULL), 0),
-           coalesce(sum(s * total_duration::numeric), 0),
-           max(total_duration) FILTER (WHERE s > 0)
-      FROM d GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (bucket, status, record_type) DO UPDATE
-       SET n = t.n + excluded.n, succeeded = t.succeeded + excluded.succeeded,
-           finished = t.finished + excluded.finished, dur_n = t.dur_n + excluded.dur_n,
-           dur_sum = t.dur_sum + excluded.dur_sum, dur_max = greatest(t.dur_max, excluded.dur_max);
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
-    INSERT INTO migration_api_run_counts_day AS t (bucket, status, record_type, n, succeeded, finished, dur_n, dur_sum, dur_max)
-    SELECT (date_trunc('day', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'), status, record_type, sum(s),
-           coalesce(sum(s) FILTER (WHERE success), 0),
-           coalesce(sum(s) FILTER (WHERE success IS NOT NULL), 0),
-           coalesce(sum(s) FILTER (WHERE total_duration IS NOT NULL), 0),
-           coalesce(sum(s * total_duration::numeric), 0),
-           max(total_duration) FILTER (WHERE s > 0)
-      FROM d GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (bucket, status, record_type) DO UPDATE
-       SET n = t.n + excluded.n, succeeded = t.succeeded + excluded.succeeded,
-           finished = t.finished + excluded.finished, dur_n = t.dur_n + excluded.dur_n,
-           dur_sum = t.dur_sum + excluded.dur_sum, dur_max = greatest(t.dur_max, excluded.dur_max);
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
+    -- The three run counts from one grouping of the delta: its exact numeric sum of durations,
+    -- the costliest aggregate here, is taken once per row instead of three times.
+    WITH g AS (
+        SELECT hour, day, status, record_type, sum(s) AS n,
+               coalesce(sum(s) FILTER (WHERE success), 0) AS succeeded,
+               coalesce(sum(s) FILTER (WHERE success IS NOT NULL), 0) AS finished,
+               coalesce(sum(s) FILTER (WHERE total_duration IS NOT NULL), 0) AS dur_n,
+               coalesce(sum(s * total_duration::numeric), 0) AS dur_sum,
+               max(total_duration) FILTER (WHERE s > 0) AS dur_max
+          FROM migration_api_fold_delta GROUP BY hour, day, status, record_type),
+    hours AS (
+        INSERT INTO migration_api_run_counts_hour AS t (bucket, status, record_type, n, succeeded, finished, dur_n, dur_sum, dur_max)
+        SELECT hour, status, record_type, n, succeeded, finished, dur_n, dur_sum, dur_max
+          FROM g ORDER BY 1, 2, 3
+        ON CONFLICT (bucket, status, record_type) DO UPDATE
+           SET n = t.n + excluded.n, succeeded = t.succeeded + excluded.succeeded,
+               finished = t.finished + excluded.finished, dur_n = t.dur_n + excluded.dur_n,
+               dur_sum = t.dur_sum + excluded.dur_sum, dur_max = greatest(t.dur_max, excluded.dur_max)),
+    days AS (
+        INSERT INTO migration_api_run_counts_day AS t (bucket, status, record_type, n, succeeded, finished, dur_n, dur_sum, dur_max)
+        SELECT day, status, record_type, sum(n), sum(succeeded), sum(finished), sum(dur_n), sum(dur_sum), max(dur_max)
+          FROM g GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (bucket, status, record_type) DO UPDATE
+           SET n = t.n + excluded.n, succeeded = t.succeeded + excluded.succeeded,
+               finished = t.finished + excluded.finished, dur_n = t.dur_n + excluded.dur_n,
+               dur_sum = t.dur_sum + excluded.dur_sum, dur_max = greatest(t.dur_max, excluded.dur_max))
     INSERT INTO migration_api_run_counts_total AS t (status, record_type, n, succeeded, finished, dur_n, dur_sum, dur_max)
-    SELECT status, record_type, sum(s),
-           coalesce(sum(s) FILTER (WHERE success), 0),
-           coalesce(sum(s) FILTER (WHERE success IS NOT NULL), 0),
-           coalesce(sum(s) FILTER (WHERE total_duration IS NOT NULL), 0),
-           coalesce(sum(s * total_duration::numeric), 0),
-           max(total_duration) FILTER (WHERE s > 0)
-      FROM d GROUP BY 1, 2 ORDER BY 1, 2
+    SELECT status, record_type, sum(n), sum(succeeded), sum(finished), sum(dur_n), sum(dur_sum), max(dur_max)
+      FROM g GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (status, record_type) DO UPDATE
        SET n = t.n + excluded.n, succeeded = t.succeeded + excluded.succeeded,
            finished = t.finished + excluded.finished, dur_n = t.dur_n + excluded.dur_n,
            dur_sum = t.dur_sum + excluded.dur_sum, dur_max = greatest(t.dur_max, excluded.dur_max);
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
     INSERT INTO migration_api_duration_hist_hour AS t (bucket, record_type, status, bin, n)
-    SELECT (date_trunc('hour', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'), record_type, status, floor(ln(least(greatest(total_duration, 0.001::float8), 1000000000.0::float8)) / 0.039220713153281295)::int, sum(s)
-      FROM d WHERE total_duration IS NOT NULL
+    SELECT hour, record_type, status, bin, sum(s)
+      FROM migration_api_fold_delta WHERE bin IS NOT NULL
      GROUP BY 1, 2, 3, 4 HAVING sum(s) <> 0 ORDER BY 1, 2, 3, 4
     ON CONFLICT (bucket, record_type, status, bin) DO UPDATE SET n = t.n + excluded.n;
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
     INSERT INTO migration_api_duration_hist_day AS t (bucket, record_type, status, bin, n)
-    SELECT (date_trunc('day', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'), record_type, status, floor(ln(least(greatest(total_duration, 0.001::float8), 1000000000.0::float8)) / 0.039220713153281295)::int, sum(s)
-      FROM d WHERE total_duration IS NOT NULL
+    SELECT day, record_type, status, bin, sum(s)
+      FROM migration_api_fold_delta WHERE bin IS NOT NULL
      GROUP BY 1, 2, 3, 4 HAVING sum(s) <> 0 ORDER BY 1, 2, 3, 4
     ON CONFLICT (bucket, record_type, status, bin) DO UPDATE SET n = t.n + excluded.n;
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
     INSERT INTO migration_api_duration_hist_total AS t (record_type, status, bin, n)
-    SELECT record_type, status, floor(ln(least(greatest(total_duration, 0.001::float8), 1000000000.0::float8)) / 0.039220713153281295)::int, sum(s)
-      FROM d WHERE total_duration IS NOT NULL
+    SELECT record_type, status, bin, sum(s)
+      FROM migration_api_fold_delta WHERE bin IS NOT NULL
      GROUP BY 1, 2, 3 HAVING sum(s) <> 0 ORDER BY 1, 2, 3
     ON CONFLICT (record_type, status, bin) DO UPDATE SET n = t.n + excluded.n;
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
     INSERT INTO migration_api_duration_hist_type AS t (record_type, bin, n)
-    SELECT record_type, floor(ln(least(greatest(total_duration, 0.001::float8), 1000000000.0::float8)) / 0.039220713153281295)::int, sum(s)
-      FROM d WHERE total_duration IS NOT NULL
+    SELECT record_type, bin, sum(s)
+      FROM migration_api_fold_delta WHERE bin IS NOT NULL
      GROUP BY 1, 2 HAVING sum(s) <> 0 ORDER BY 1, 2
     ON CONFLICT (record_type, bin) DO UPDATE SET n = t.n + excluded.n;
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
     INSERT INTO migration_api_duration_hist_all AS t (bin, n)
-    SELECT floor(ln(least(greatest(total_duration, 0.001::float8), 1000000000.0::float8)) / 0.039220713153281295)::int, sum(s)
-      FROM d WHERE total_duration IS NOT NULL
+    SELECT bin, sum(s)
+      FROM migration_api_fold_delta WHERE bin IS NOT NULL
      GROUP BY 1 HAVING sum(s) <> 0 ORDER BY 1
     ON CONFLICT (bin) DO UPDATE SET n = t.n + excluded.n;
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
     INSERT INTO migration_api_duration_bins_hour AS t (bucket, bin, n)
-    SELECT (date_trunc('hour', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'), floor(ln(least(greatest(total_duration, 0.001::float8), 1000000000.0::float8)) / 0.039220713153281295)::int, sum(s)
-      FROM d WHERE total_duration IS NOT NULL
+    SELECT hour, bin, sum(s)
+      FROM migration_api_fold_delta WHERE bin IS NOT NULL
      GROUP BY 1, 2 HAVING sum(s) <> 0 ORDER BY 1, 2
     ON CONFLICT (bucket, bin) DO UPDATE SET n = t.n + excluded.n;
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
     INSERT INTO migration_api_duration_bins_day AS t (bucket, bin, n)
-    SELECT (date_trunc('day', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'), floor(ln(least(greatest(total_duration, 0.001::float8), 1000000000.0::float8)) / 0.039220713153281295)::int, sum(s)
-      FROM d WHERE total_duration IS NOT NULL
+    SELECT day, bin, sum(s)
+      FROM migration_api_fold_delta WHERE bin IS NOT NULL
      GROUP BY 1, 2 HAVING sum(s) <> 0 ORDER BY 1, 2
     ON CONFLICT (bucket, bin) DO UPDATE SET n = t.n + excluded.n;
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
     INSERT INTO migration_api_error_counts_day AS t (bucket, fingerprint, record_type, n, first_seen, last_seen)
-    SELECT (date_trunc('day', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'), migration_api_error_fingerprint(error_message), record_type, sum(s),
+    SELECT day, fingerprint, record_type, sum(s),
            coalesce(min(created_at) FILTER (WHERE s > 0), 'infinity'),
            coalesce(max(created_at) FILTER (WHERE s > 0), '-infinity')
-      FROM d WHERE status = 'failed' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+      FROM migration_api_fold_delta WHERE status = 'failed' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (bucket, fingerprint, record_type) DO UPDATE
        SET n = t.n + excluded.n, first_seen = least(t.first_seen, excluded.first_seen),
            last_seen = greatest(t.last_seen, excluded.last_seen);
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
-    DELETE FROM migration_api_run_counts_hour t USING (SELECT DISTINCT (date_trunc('hour', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS bucket, status, record_type FROM d WHERE s < 0) k
+    DELETE FROM migration_api_run_counts_hour t USING (SELECT DISTINCT hour AS bucket, status, record_type FROM migration_api_fold_delta WHERE s < 0) k
      WHERE t.bucket = k.bucket AND t.status = k.status AND t.record_type = k.record_type AND t.n = 0;
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
-    DELETE FROM migration_api_run_counts_day t USING (SELECT DISTINCT (date_trunc('day', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS bucket, status, record_type FROM d WHERE s < 0) k
+    DELETE FROM migration_api_run_counts_day t USING (SELECT DISTINCT day AS bucket, status, record_type FROM migration_api_fold_delta WHERE s < 0) k
      WHERE t.bucket = k.bucket AND t.status = k.status AND t.record_type = k.record_type AND t.n = 0;
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
-    DELETE FROM migration_api_run_counts_total t USING (SELECT DISTINCT status, record_type FROM d WHERE s < 0) k
+    DELETE FROM migration_api_run_counts_total t USING (SELECT DISTINCT status, record_type FROM migration_api_fold_delta WHERE s < 0) k
      WHERE t.status = k.status AND t.record_type = k.record_type AND t.n = 0;
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
     DELETE FROM migration_api_duration_hist_hour t
-     USING (SELECT DISTINCT (date_trunc('hour', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS bucket, record_type AS record_type, status AS status, 
-                            floor(ln(least(greatest(total_duration, 0.001::float8), 1000000000.0::float8)) / 0.039220713153281295)::int AS bin
-              FROM d WHERE s < 0 AND total_duration IS NOT NULL) k
+     USING (SELECT DISTINCT hour AS bucket, record_type, status, bin FROM migration_api_fold_delta WHERE s < 0 AND bin IS NOT NULL) k
      WHERE t.bucket = k.bucket AND t.record_type = k.record_type AND t.status = k.status AND t.bin = k.bin AND t.n = 0;
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
     DELETE FROM migration_api_duration_hist_day t
-     USING (SELECT DISTINCT (date_trunc('day', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS bucket, record_type AS record_type, status AS status, 
-                            floor(ln(least(greatest(total_duration, 0.001::float8), 1000000000.0::float8)) / 0.039220713153281295)::int AS bin
-              FROM d WHERE s < 0 AND total_duration IS NOT NULL) k
+     USING (SELECT DISTINCT day AS bucket, record_type, status, bin FROM migration_api_fold_delta WHERE s < 0 AND bin IS NOT NULL) k
      WHERE t.bucket = k.bucket AND t.record_type = k.record_type AND t.status = k.status AND t.bin = k.bin AND t.n = 0;
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
     DELETE FROM migration_api_duration_hist_total t
-     USING (SELECT DISTINCT record_type AS record_type, status AS status, 
-                            floor(ln(least(greatest(total_duration, 0.001::float8), 1000000000.0::float8)) / 0.039220713153281295)::int AS bin
-              FROM d WHERE s < 0 AND total_duration IS NOT NULL) k
+     USING (SELECT DISTINCT record_type, status, bin FROM migration_api_fold_delta WHERE s < 0 AND bin IS NOT NULL) k
      WHERE t.record_type = k.record_type AND t.status = k.status AND t.bin = k.bin AND t.n = 0;
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
     DELETE FROM migration_api_duration_hist_type t
-     USING (SELECT DISTINCT record_type AS record_type, 
-                            floor(ln(least(greatest(total_duration, 0.001::float8), 1000000000.0::float8)) / 0.039220713153281295)::int AS bin
-              FROM d WHERE s < 0 AND total_duration IS NOT NULL) k
+     USING (SELECT DISTINCT record_type, bin FROM migration_api_fold_delta WHERE s < 0 AND bin IS NOT NULL) k
      WHERE t.record_type = k.record_type AND t.bin = k.bin AND t.n = 0;
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
     DELETE FROM migration_api_duration_hist_all t
-     USING (SELECT DISTINCT 
-                            floor(ln(least(greatest(total_duration, 0.001::float8), 1000000000.0::float8)) / 0.039220713153281295)::int AS bin
-              FROM d WHERE s < 0 AND total_duration IS NOT NULL) k
+     USING (SELECT DISTINCT bin FROM migration_api_fold_delta WHERE s < 0 AND bin IS NOT NULL) k
      WHERE t.bin = k.bin AND t.n = 0;
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
     DELETE FROM migration_api_duration_bins_hour t
-     USING (SELECT DISTINCT (date_trunc('hour', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS bucket, 
-                            floor(ln(least(greatest(total_duration, 0.001::float8), 1000000000.0::float8)) / 0.039220713153281295)::int AS bin
-              FROM d WHERE s < 0 AND total_duration IS NOT NULL) k
+     USING (SELECT DISTINCT hour AS bucket, bin FROM migration_api_fold_delta WHERE s < 0 AND bin IS NOT NULL) k
      WHERE t.bucket = k.bucket AND t.bin = k.bin AND t.n = 0;
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
     DELETE FROM migration_api_duration_bins_day t
-     USING (SELECT DISTINCT (date_trunc('day', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS bucket, 
-                            floor(ln(least(greatest(total_duration, 0.001::float8), 1000000000.0::float8)) / 0.039220713153281295)::int AS bin
-              FROM d WHERE s < 0 AND total_duration IS NOT NULL) k
+     USING (SELECT DISTINCT day AS bucket, bin FROM migration_api_fold_delta WHERE s < 0 AND bin IS NOT NULL) k
      WHERE t.bucket = k.bucket AND t.bin = k.bin AND t.n = 0;
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
     UPDATE migration_api_run_counts_hour t
        SET dur_max = (SELECT max(r.total_duration) FROM migration_runs r
                        WHERE r.total_duration > '-Infinity'::float8 AND r.total_duration < 'Infinity'::float8
                          AND r.created_at >= t.bucket AND r.created_at < t.bucket + interval '1 hour'
                          AND r.status = t.status AND r.record_type = t.record_type)
-      FROM (SELECT (date_trunc('hour', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS bucket, status, record_type, max(total_duration) AS m
-              FROM d WHERE s < 0 GROUP BY 1, 2, 3) x
+      FROM (SELECT hour AS bucket, status, record_type, max(total_duration) AS m
+              FROM migration_api_fold_delta WHERE s < 0 GROUP BY 1, 2, 3) x
      WHERE t.bucket = x.bucket AND t.status = x.status AND t.record_type = x.record_type AND x.m >= t.dur_max;
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
     UPDATE migration_api_run_counts_day t
        SET dur_max = (SELECT max(h.dur_max) FROM migration_api_run_counts_hour h
                        WHERE h.bucket >= t.bucket AND h.bucket < t.bucket + interval '24 hours'
                          AND h.status = t.status AND h.record_type = t.record_type)
-      FROM (SELECT (date_trunc('day', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS bucket, status, record_type, max(total_duration) AS m
-              FROM d WHERE s < 0 GROUP BY 1, 2, 3) x
+      FROM (SELECT day AS bucket, status, record_type, max(total_duration) AS m
+              FROM migration_api_fold_delta WHERE s < 0 GROUP BY 1, 2, 3) x
      WHERE t.bucket = x.bucket AND t.status = x.status AND t.record_type = x.record_type AND x.m >= t.dur_max;
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
     UPDATE migration_api_run_counts_total t
        SET dur_max = (SELECT max(y.dur_max) FROM migration_api_run_counts_day y
                        WHERE y.status = t.status AND y.record_type = t.record_type)
-      FROM (SELECT status, record_type, max(total_duration) AS m FROM d WHERE s < 0 GROUP BY 1, 2) x
+      FROM (SELECT status, record_type, max(total_duration) AS m FROM migration_api_fold_delta WHERE s < 0 GROUP BY 1, 2) x
      WHERE t.status = x.status AND t.record_type = x.record_type AND x.m >= t.dur_max;
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
     DELETE FROM migration_api_error_counts_day t
-     USING (SELECT DISTINCT (date_trunc('day', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS bucket, migration_api_error_fingerprint(error_message) AS fingerprint, record_type
-              FROM d WHERE s < 0 AND status = 'failed') k
+     USING (SELECT DISTINCT day AS bucket, fingerprint, record_type
+              FROM migration_api_fold_delta WHERE s < 0 AND status = 'failed') k
      WHERE t.bucket = k.bucket AND t.fingerprint = k.fingerprint AND t.record_type = k.record_type AND t.n = 0;
-    WITH d AS (SELECT created_at, status, record_type, total_duration, success, error_message, s FROM migration_api_fold_delta)
     UPDATE migration_api_error_counts_day t
        SET (first_seen, last_seen) = (
            SELECT min(r.created_at), max(r.created_at) FROM migration_runs r
             WHERE r.status = 'failed' AND migration_api_error_fingerprint(r.error_message) = t.fingerprint
               AND r.record_type = t.record_type
               AND r.created_at >= t.bucket AND r.created_at < t.bucket + interval '24 hours')
-      FROM (SELECT (date_trunc('day', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS bucket, migration_api_error_fingerprint(error_message) AS fingerprint, record_type,
+      FROM (SELECT day AS bucket, fingerprint, record_type,
                    min(created_at) AS lo, max(created_at) AS hi
-              FROM d WHERE s < 0 AND status = 'failed' GROUP BY 1, 2, 3) x
+              FROM migration_api_fold_delta WHERE s < 0 AND status = 'failed' GROUP BY 1, 2, 3) x
      WHERE t.bucket = x.bucket AND t.fingerprint = x.fingerprint AND t.record_type = x.record_type
        AND (x.lo <= t.first_seen OR x.hi >= t.last_seen);
 
