@@ -28,8 +28,15 @@ WORKERS ?= $(shell $(PYTHON) -c 'import os; print(os.cpu_count() or 1)')
 run-prod: $(STAMP) ## Serve with WORKERS worker processes (default: one per core), no reload; several instances may share one embedded data folder
 	$(BIN)/python app.py --workers $(WORKERS)
 
+# Two parts: most tests on two pytest-xdist workers, then those that start services or assert a time
+# bound (markers live, slow, timing) in one process, so that no other test competes with them for
+# the two cores. Exit status 5 (nothing selected, e.g. with ARGS='-k name') is not a failure.
+FAST_TESTS   := not fuzz and not live and not slow and not timing
+SERIAL_TESTS := (live or slow or timing) and not fuzz
+
 test: $(STAMP) ## Run the tests against a real PostgreSQL (embedded, or DATABASE_URL/DB_* when set); ARGS='-k name -x' go to pytest
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -m "$(FAST_TESTS)" $(ARGS) || [ $$? = 5 ]
+	$(BIN)/python -m pytest -n 0 -m "$(SERIAL_TESTS)" $(ARGS) || [ $$? = 5 ]
 
 fuzz: $(STAMP) ## schemathesis against the live OpenAPI document: >= 2,000 cases, every contract check (FUZZ_SEED, FUZZ_MAX_EXAMPLES)
 	$(BIN)/python -m pytest -n 0 -m fuzz tests/test_fuzz.py -s

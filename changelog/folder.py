@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 import weakref
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -25,15 +26,24 @@ QUERIES: Final = load_queries(Path(__file__).with_name("queries.sql"))
 ROLLUPS: Final = load_queries(Path(__file__).resolve().parent.parent / "rollups" / "queries.sql")
 EVENTS: Final = load_queries(Path(__file__).resolve().parent.parent / "events" / "queries.sql")
 # A fold's statements one by one, prepared once per folder connection: planned anew in every
-# batch, their planning cost more than their work (about 40 ms per fold for the 26 roll-up ones).
+# batch, their planning cost more than their work (about 40 ms per fold for the
+# roll-up ones, 26 of them when measured).
 FOLD_STATEMENTS: Final = (
     QUERIES["delta"],
     *split_statements(ROLLUPS["fold"]),
     *split_statements(QUERIES["refresh_search_docs"]),
     EVENTS["fold"],
 )
-# Every fold and rebuild of every instance takes turns on this key (the schema's is 7_362_901_554).
-FOLD_LOCK_KEY: Final = 7_362_901_555
+
+
+def fold_lock_key(schema: str) -> int:
+    """The advisory lock on which every fold and rebuild of every instance serving `schema` takes
+    turns. One per schema (advisory locks are per database): services of other schemas in the same
+    database fold, and rebuild for minutes, without waiting for each other. 0x4D41 ("MA") in the
+    high bits keeps it apart from the schema installer's key (db/schema.py)."""
+    return (0x4D41 << 32) | zlib.crc32(schema.encode())
+
+
 FOLD_INTERVAL: Final = 0.2
 # Under a heavy stream of engine writes the folder waits longer between folds, up to this: a fold
 # has a fixed cost of some 35 statements however few rows it takes, and rows of one hour and status
@@ -117,6 +127,7 @@ class Folder:
         self._pruned_at = 0.0
         # A callable (url, schema) -> None that reapplies the schema's baseline (db.schema).
         self.repair = repair
+        self.lock_key = fold_lock_key(schema)
         self.machinery = Machinery()
         _folders[pool] = self
         self._conn: psycopg.AsyncConnection[Any] | None = None
@@ -166,7 +177,11 @@ class Folder:
         """Look at the log's state; rebuild what cannot be trusted, else fold what waits."""
         conn = self._require()
         try:
-            row = await (await conn.execute(QUERIES["state"])).fetchone()
+            # Under the lock: a fold after a write (`fold_now`) may have a transaction open on this
+            # connection, and a statement run in between would land in it (and, were it aborted
+            # by its lock_timeout, fail there and take the connection down with the fold).
+            async with self._lock:
+                row = await (await conn.execute(QUERIES["state"])).fetchone()
         except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
             await self._repair(f"service table missing ({str(exc).strip().splitlines()[0]})")
             return
@@ -241,7 +256,7 @@ class Folder:
                             await conn.execute(statement, prepare=True)
                     await self._notify(conn, None if reset else ids)
             finally:
-                await conn.execute("SELECT pg_advisory_unlock(%s)", (FOLD_LOCK_KEY,))
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (self.lock_key,))
         if reset:
             self._set_ready(False, False, "an engine table was truncated")
         elif count >= BATCH_ROWS:
@@ -267,7 +282,7 @@ class Folder:
                     if gone < PRUNE_ROWS:
                         return pruned
             finally:
-                await conn.execute("SELECT pg_advisory_unlock(%s)", (FOLD_LOCK_KEY,))
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (self.lock_key,))
 
     async def _take_turn(self, conn: psycopg.AsyncConnection[Any], wait: bool) -> bool:
         if wait:
@@ -275,11 +290,11 @@ class Folder:
             try:
                 async with conn.transaction():
                     await conn.execute("SET LOCAL lock_timeout = '1s'")
-                    await conn.execute("SELECT pg_advisory_lock(%s)", (FOLD_LOCK_KEY,))
+                    await conn.execute("SELECT pg_advisory_lock(%s)", (self.lock_key,))
                 return True
             except psycopg.errors.LockNotAvailable:
                 return False
-        row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (FOLD_LOCK_KEY,))).fetchone()
+        row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (self.lock_key,))).fetchone()
         return bool(row and row[0])
 
     async def _notify(self, conn: psycopg.AsyncConnection[Any], ids: list[Any] | None) -> None:
@@ -319,7 +334,7 @@ class Folder:
                 logger.info("roll-ups and search documents rebuilt in %.1f s", time.perf_counter() - started)
             finally:
                 self._rebuilding = False
-                await conn.execute("SELECT pg_advisory_unlock(%s)", (FOLD_LOCK_KEY,))
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (self.lock_key,))
         self._set_ready(True, True, None)
 
     async def _repair(self, reason: str) -> None:

@@ -18,7 +18,7 @@ from litestar.testing import TestClient
 from psycopg import sql
 
 from app import create_app
-from changelog.folder import FOLD_LOCK_KEY
+from changelog.folder import fold_lock_key
 from config import Settings, load_settings
 from db.embedded import start_embedded
 from tests.helpers import (
@@ -151,13 +151,14 @@ def _clean_tables(request: pytest.FixtureRequest) -> None:
         return
     conn: psycopg.Connection[Any] = request.getfixturevalue("db")
     statements: str = request.getfixturevalue("_tables_to_empty")
+    key = fold_lock_key(request.getfixturevalue("settings").db_schema)
     # Taken in the folder's turn (changelog/folder.py), so that no fold is half way through the
     # rows being deleted; everything derived is emptied too, so what the DELETEs log needs no fold.
-    conn.execute("SELECT pg_advisory_lock(%s)", (FOLD_LOCK_KEY,))
+    conn.execute("SELECT pg_advisory_lock(%s)", (key,))
     try:
         conn.execute(statements)
     finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (FOLD_LOCK_KEY,))
+        conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
 @pytest.fixture(scope="session")

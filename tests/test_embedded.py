@@ -26,6 +26,9 @@ from config import PROJECT_DIR
 from db.embedded import HANDLES_FILE
 from tests.helpers import free_port, run_body
 
+# Real embedded servers started and stopped, with time bounds on each: run alone by `make test`.
+pytestmark = pytest.mark.slow
+
 
 def postgres_on(data_dir: Path) -> list[psutil.Process]:
     """The postmaster processes serving `data_dir` (its children die with it)."""

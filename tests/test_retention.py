@@ -13,11 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from litestar.testing import TestClient
 
 from config import Settings
 from db.retention import prune
 from tests.helpers import insert_checkpoint, insert_run, insert_state, wait_folded
+
+# Time bounds (freshness, an engine never held up): run alone by `make test`, never beside other tests.
+pytestmark = pytest.mark.timing
 
 API = "/api/v1/migrations"
 

@@ -6,10 +6,14 @@ import uuid
 from typing import Any
 
 import psycopg
+import pytest
 from litestar.testing import TestClient
 
 from cache import RunCache
 from tests.helpers import eventually, insert_state, run_body
+
+# Time bounds (freshness, an engine never held up): run alone by `make test`, never beside other tests.
+pytestmark = pytest.mark.timing
 
 API = "/api/v1/migrations"
 

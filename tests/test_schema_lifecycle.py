@@ -27,6 +27,9 @@ from db.schema import LATEST, MIGRATIONS, ensure_schema
 from db.uninstall import uninstall
 from tests.helpers import ENGINE_SCHEMA, connect_as, login_role, make_settings
 
+# Time bounds (freshness, an engine never held up): run alone by `make test`, never beside other tests.
+pytestmark = pytest.mark.timing
+
 API = "/api/v1/migrations"
 ENGINE_TABLES = ("migration_runs", "workflow_states", "workflow_checkpoints")
 

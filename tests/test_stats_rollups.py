@@ -20,7 +20,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from app import create_app
-from changelog.folder import FOLD_LOCK_KEY
+from changelog.folder import fold_lock_key
 from tests.helpers import (
     ENGINE_DDL,
     insert_checkpoint,
@@ -481,13 +481,13 @@ def test_run_activity_is_exact_before_and_after_each_fold(
         assert client.get(f"{API}/stats").json()["stuck"] == 3
         with psycopg.connect(database_url, autocommit=True) as holder:
             # Hold the folder's turn: what the engine writes now stays in the change log.
-            holder.execute("SELECT pg_advisory_lock(%s)", (FOLD_LOCK_KEY,))
+            holder.execute("SELECT pg_advisory_lock(%s)", (fold_lock_key(settings.db_schema),))
             insert_state(db, revived, created_at=now - timedelta(minutes=1))
             insert_checkpoint(db, finishing, created_at=now - timedelta(minutes=2))
             insert_state(db, quiet, created_at=now - timedelta(hours=1))  # too old to count
             assert db.execute("SELECT count(*) FROM migration_api_changes WHERE s = 0").fetchone() == (3,)
             assert client.get(f"{API}/stats").json()["stuck"] == 1
-            holder.execute("SELECT pg_advisory_unlock(%s)", (FOLD_LOCK_KEY,))
+            holder.execute("SELECT pg_advisory_unlock(%s)", (fold_lock_key(settings.db_schema),))
         wait_folded(db)
         assert activity() == {tuple(r) for r in db.execute(ACTIVITY_RECOMPUTED)}
         assert {row[0] for row in activity()} == {uuid.UUID(revived), uuid.UUID(quiet), uuid.UUID(finishing)}
