@@ -85,7 +85,9 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.embedded = embedded
         app.state.keyring.pool = pool
         tasks: list[asyncio.Task[None]] = app.state.background_tasks
-        tasks.append(asyncio.create_task(heartbeat(gate, url, pool.check), name="database-heartbeat"))
+        # The heartbeat asks the server itself: behind a pooler, a second's wait in its queue under
+        # load is no outage, and answering everyone 503 for it would be.
+        tasks.append(asyncio.create_task(heartbeat(gate, direct, pool.check), name="database-heartbeat"))
         if settings.database_read_url is not None:
             replica = Replica(settings.database_read_url, settings, pool)
             await replica.open()
