@@ -109,6 +109,9 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
     if data_dir.is_dir():
         with package.PostgresServer._lock:
             live_handles(data_dir)
+    # The package makes the folder with mkdir(exist_ok=False) outside its lock: two processes
+    # starting on a fresh folder at once (uvicorn --workers 2) would race, the second failing.
+    data_dir.mkdir(exist_ok=True)
     server = package.get_server(data_dir, cleanup_mode="stop")
     with package.PostgresServer._lock:
         server.global_process_id_list.get_and_add(os.getpid())  # a cached server does not re-register
