@@ -490,7 +490,7 @@ def _totals(groups: dict[Any, _Totals], key: Any) -> _Totals:
 # --- the repository --------------------------------------------------------------------------
 
 
-async def rollups_present(pool: AsyncConnectionPool, conn: AsyncConnection[Any]) -> bool:
+def rollups_present(pool: AsyncConnectionPool) -> bool:
     """Whether the roll-ups are built and being kept (changelog/): they include the service's own
     writes at once and engines' direct writes within the fold interval. Without a folder, or
     while it rebuilds, statistics come from the base tables."""
@@ -532,7 +532,7 @@ class StatsRepository:
         counts: Sequence[Sequence[Any]]
         histograms: Sequence[Sequence[Any]]
         conn = await self.work.connection()
-        if await rollups_present(self.work.pool, conn):
+        if rollups_present(self.work.pool):
             now_sql = SELECT_NOW_ROLLUP
             if (since is None and until is None) or await _window_covers_all(conn, lo, hi):
                 row = await (await conn.execute(SELECT_SUMMARY_TOTAL, {"stuck_after": self.stuck_after})).fetchone()
@@ -631,7 +631,7 @@ class StatsRepository:
         step = HOUR if interval == "hour" else DAY
         window = {"lo": since, "hi": until}
         conn = await self.work.connection()
-        if await rollups_present(self.work.pool, conn):
+        if rollups_present(self.work.pool):
             counts_sql = SELECT_HISTORY_COUNTS_HOUR if step == HOUR else SELECT_HISTORY_COUNTS_DAY
             bins_sql = SELECT_HISTORY_BINS_HOUR if step == HOUR else SELECT_HISTORY_BINS_DAY
         else:
@@ -669,7 +669,7 @@ class StatsRepository:
         """Failed runs in the window grouped by error fingerprint, most frequent first."""
         lo, hi = since or LOW, until or HIGH
         conn = await self.work.connection()
-        if await rollups_present(self.work.pool, conn):
+        if rollups_present(self.work.pool):
             (day_lo, day_hi), edges = split_window_by_day(lo, hi)
             params: dict[str, Any] = {"day_lo": day_lo, "day_hi": day_hi, **edges}
             query = SELECT_ERRORS_ROLLUP

@@ -139,7 +139,7 @@ def stats_source(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     """Statistics from the roll-ups, or computed from `migration_runs` (as without the right to create them)."""
     if request.param == "base-table":
 
-        async def absent(*_: Any) -> bool:
+        def absent(*_: Any) -> bool:
             return False
 
         monkeypatch.setattr(repositories.stats, "rollups_present", absent)
