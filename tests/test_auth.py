@@ -19,6 +19,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.response import ServerSentEvent
 from litestar.routes import HTTPRoute
 from litestar.testing import TestClient
+from prometheus_client import REGISTRY
 
 from app import create_app
 from auth import SCOPES, SECURITY_SCHEME
@@ -251,3 +252,12 @@ def test_the_document_declares_the_bearer_scheme_and_each_scope(keyed: TestClien
         operation = document["paths"][re.sub(r":\w+\}", "}", path)][method.lower()]
         assert {SECURITY_SCHEME: [handler.opt["scope"]]} in operation["security"], (method, path)
         assert {"401", "403"} <= set(operation["responses"]), (method, path)
+
+
+def test_refused_answers_are_counted_under_their_own_status(keyed: TestClient[Any]) -> None:
+    """The metrics middleware sees a 401 that the authentication middleware raised inside it (not
+    the 200 Litestar's own middleware would have recorded)."""
+    labels = {"method": "GET", "path": "/api/v1/migrations", "status_code": "401", "app_name": "migration_api"}
+    before = REGISTRY.get_sample_value("migration_api_requests_total", labels) or 0.0
+    assert keyed.get(API).status_code == 401
+    assert REGISTRY.get_sample_value("migration_api_requests_total", labels) == before + 1

@@ -499,3 +499,15 @@ def test_run_activity_is_exact_before_and_after_each_fold(
         assert activity() == {tuple(r) for r in db.execute(ACTIVITY_RECOMPUTED)}
         assert {row[0] for row in activity()} == {uuid.UUID(revived)}
         assert client.get(f"{API}/stats").json()["stuck"] == 0
+
+
+def test_another_schemas_folder_holding_its_turn_does_not_hold_up_this_one(
+    client: TestClient[Any], db: psycopg.Connection[Any], database_url: str
+) -> None:
+    """Advisory locks are per database: each schema's folds take turns on a key of their own, so a
+    service of another schema folding or rebuilding (for minutes on a large table) never delays ours."""
+    with psycopg.connect(database_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (fold_lock_key(f"other_{uuid.uuid4().hex[:8]}"),))
+        insert_run(db, status="failed", success=False, total_duration=1.5, error_message="boom")
+        wait_folded(db, timeout=5.0)
+        assert client.get(f"{API}/stats").json()["total_migrations"] == 1
