@@ -199,13 +199,9 @@ class RunsRepository:
         A run deleted since its id was selected is left out (the page's cursor still comes from
         the key rows, so the next page neither skips nor repeats).
         """
-        parts: list[bytes | None] = []
-        missing: list[uuid.UUID] = []
-        for run_id in run_ids:
-            hit = cache.get("run", run_id)
-            if hit is None:
-                missing.append(run_id)
-            parts.append(None if hit is None else hit[0])
+        hits = cache.get_many("run", run_ids)
+        parts: list[bytes | None] = [None if hit is None else hit[0] for hit in hits]
+        missing = [run_id for run_id, hit in zip(run_ids, hits, strict=True) if hit is None]
         if missing:
             rows = await fetch_all(conn, SELECT_RUNS_BY_IDS, {"ids": missing}, prepare=True)
             fetched = {row[0]: self._encoded(RunRead(*row), generation)[0] for row in rows}

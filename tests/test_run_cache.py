@@ -30,7 +30,7 @@ def test_repeated_reads_are_served_from_the_cache(client: TestClient[Any]) -> No
     cache = cache_of(client)
     run = client.post(API, json=run_body()).json()
     first = client.get(f"{API}/{run['id']}")
-    assert ("run", uuid.UUID(run["id"])) in cache._items
+    assert cache.get("run", uuid.UUID(run["id"])) is not None
     again = client.get(f"{API}/{run['id']}")
     assert again.content == first.content
     assert again.headers["etag"] == first.headers["etag"]
@@ -117,7 +117,7 @@ def test_list_pages_assembled_from_the_cache_see_every_write(
     cache = cache_of(client)
     run = client.post(API, json=run_body()).json()
     assert client.get(API).json()[0]["error_message"] is None
-    assert ("run", uuid.UUID(run["id"])) in cache._items  # the page's runs went into the cache
+    assert cache.get("run", uuid.UUID(run["id"])) is not None  # the page's runs went into the cache
     db.execute("UPDATE migration_runs SET error_message = 'engine says hi' WHERE id = %s", (run["id"],))
     assert eventually(lambda: client.get(API).json()[0]["error_message"] == "engine says hi")
     assert client.patch(f"{API}/{run['id']}", json={"error_message": "patched"}).status_code == 200
