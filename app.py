@@ -206,8 +206,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # (which see every answer, 401 and 429 included), then who is calling, then their budget
     # (which needs to know who).
     middleware: list[Any] = [
-        RequestLogMiddleware(),
-        TimestampPlusMiddleware(),
+        RequestLogMiddleware,
+        TimestampPlusMiddleware,
         metrics.metrics_middleware(),
         auth_middleware(settings.auth_open_paths),
     ]
