@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, Final
 
+from litestar._asgi.utils import wrap_in_exception_handler
 from litestar.datastructures import State
 from litestar.enums import ScopeType
 from litestar.middleware import DefineMiddleware
@@ -52,14 +53,14 @@ class RequestMetricsMiddleware:
     Written here rather than Litestar's PrometheusMiddleware, which builds a Request and a label
     dict and looks up every series by its labels on each request: about 95 us of a cached read's
     270 us at 32 connections (`make bench`, get run). This one keeps each label combination's
-    series in a dict. It wraps the inner app in Litestar's exception handler, so that an answer an
-    inner middleware gave by raising (401 from authentication, 429 from the rate limiter) is
-    counted under its own status, not as the 200 Litestar would otherwise record."""
+    series in a dict. An answer an inner middleware gives by raising (401 from authentication, 429
+    from the rate limiter) is rendered here by Litestar's exception handling, so that it is counted
+    (and logged, and stamped with its request id, outside) under its own status, not as the 200
+    Litestar would otherwise record. Only a failing request pays for that: wrapping every request
+    in Litestar's exception middleware cost a cached read about 10 us."""
 
     def __init__(self, app: ASGIApp) -> None:
-        from litestar._asgi.utils import wrap_in_exception_handler
-
-        self.app = wrap_in_exception_handler(app)
+        self.app = app
         self._done: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
         self._running: dict[tuple[str, str], Any] = {}
 
@@ -69,7 +70,7 @@ class RequestMetricsMiddleware:
             return
         method, path = scope["method"], scope.get("path_template") or scope["path"]
         started = time.perf_counter()
-        status = 200
+        status = 0
         duration = 0.0
 
         async def send_counted(message: Message) -> None:
@@ -85,9 +86,15 @@ class RequestMetricsMiddleware:
             running = self._running[(method, path)] = IN_PROGRESS.labels(method, path, "200", PREFIX)
         running.inc()
         try:
-            await self.app(scope, receive, send_counted)
+            try:
+                await self.app(scope, receive, send_counted)
+            except Exception as exc:
+                if status:  # the answer had begun: nothing can be rendered any more
+                    raise
+                await wrap_in_exception_handler(_Raise(exc))(scope, receive, send_counted)
         finally:
             running.dec()
+            status = status or 500
             series = self._done.get((method, path, status))
             if series is None:
                 labels = (method, path, str(status), PREFIX)
@@ -100,6 +107,17 @@ class RequestMetricsMiddleware:
             series[1].observe(duration)
             if series[2] is not None:
                 series[2].inc()
+
+
+class _Raise:
+    """An ASGI app that raises the exception an inner middleware raised, for Litestar's exception
+    middleware around it to render."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise self.exc
 
 
 def metrics_middleware() -> DefineMiddleware:

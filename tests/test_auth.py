@@ -256,8 +256,13 @@ def test_the_document_declares_the_bearer_scheme_and_each_scope(keyed: TestClien
 
 def test_refused_answers_are_counted_under_their_own_status(keyed: TestClient[Any]) -> None:
     """The metrics middleware sees a 401 that the authentication middleware raised inside it (not
-    the 200 Litestar's own middleware would have recorded)."""
+    the 200 Litestar's own middleware would have recorded), rendered as every error is: with its
+    `detail`, its challenge, and the request id the outermost middleware adds."""
     labels = {"method": "GET", "path": "/api/v1/migrations", "status_code": "401", "app_name": "migration_api"}
     before = REGISTRY.get_sample_value("migration_api_requests_total", labels) or 0.0
-    assert keyed.get(API).status_code == 401
+    refused = keyed.get(API, headers={"X-Request-ID": "refused-1"})
+    assert refused.status_code == 401
     assert REGISTRY.get_sample_value("migration_api_requests_total", labels) == before + 1
+    assert refused.headers["x-request-id"] == "refused-1"
+    assert refused.headers["www-authenticate"].startswith("Bearer")
+    assert "API key is required" in refused.json()["detail"]
