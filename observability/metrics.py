@@ -70,13 +70,15 @@ class RequestMetricsMiddleware:
             return
         method, path = scope["method"], scope.get("path_template") or scope["path"]
         started = time.perf_counter()
-        status = 0
+        status = 200  # what Litestar records for a request that ends before it answers (a client gone)
+        started_answer = False
         duration = 0.0
 
         async def send_counted(message: Message) -> None:
-            nonlocal status, duration
+            nonlocal status, duration, started_answer
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started_answer = True
             elif message["type"] == "http.response.body":
                 duration = time.perf_counter() - started
             await send(message)
@@ -89,12 +91,11 @@ class RequestMetricsMiddleware:
             try:
                 await self.app(scope, receive, send_counted)
             except Exception as exc:
-                if status:  # the answer had begun: nothing can be rendered any more
+                if started_answer:  # nothing can be rendered any more
                     raise
                 await wrap_in_exception_handler(_Raise(exc))(scope, receive, send_counted)
         finally:
             running.dec()
-            status = status or 500
             series = self._done.get((method, path, status))
             if series is None:
                 labels = (method, path, str(status), PREFIX)
