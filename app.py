@@ -97,7 +97,7 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
         try:
             app.state.schema_version = version or await _schema_version(pool)
             if await _change_log_installed(pool):
-                cache = RunCache(settings.run_cache_bytes) if settings.run_cache_bytes > 0 else None
+                cache = RunCache(settings.run_cache_bytes, settings.db_schema) if settings.run_cache_bytes > 0 else None
                 if cache is not None:
                     cache.gate = gate
                 folder = Folder(

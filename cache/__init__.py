@@ -5,7 +5,8 @@ round trip. Correctness comes from the database, not from a time-to-live:
 
 - The change-log folder (changelog/) sends, after each batch it folds, the ids of the runs that
   batch touched, whoever wrote them (the API or an engine), on the channel `migration_api_runs`
-  ('*' after a rebuild or when too many runs to list).
+  ('*' after a rebuild or when too many runs to list), after its schema (`schema:ids`): the
+  services of other schemas in the database hear it too, and skip it.
 - One listener connection per process drops those runs from the cache as notices arrive. The
   cache serves only while it is listening and the folder reports the log as current (`fresh`):
   while either is not so (starting, reconnecting, rebuilding) it is off and empty, so no notice
@@ -46,8 +47,10 @@ Key = tuple[str, int]
 
 
 class RunCache:
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, schema: str | None = None) -> None:
         self.max_bytes = max_bytes
+        # The schema (DB_SCHEMA) whose notices are this cache's; None: every notice.
+        self.schema = schema
         self.generation = 0
         self.listening = False
         # Set by the change-log folder: False while the log cannot be trusted (rebuilding).
@@ -126,11 +129,20 @@ class RunCache:
         return len(self._items)
 
     def apply_notice(self, payload: str) -> None:
-        if payload == "*":
+        """Drop the runs a notice names: `schema:id,id,...`, or `schema:*` for all of them.
+
+        Every schema's service in a database listens on the one channel, so a notice names its
+        schema, and another schema's notice is skipped: its runs are none of this cache's, and
+        counting it as a notice would keep the reads in flight from being stored. A notice that
+        names no schema (from a process of an older version) counts for every schema."""
+        schema, named, body = payload.rpartition(":")
+        if named and self.schema is not None and schema != self.schema:
+            return
+        if body == "*":
             self.clear()
             return
         ids = []
-        for part in payload.split(","):
+        for part in body.split(","):
             try:
                 ids.append(uuid.UUID(part))
             except ValueError:

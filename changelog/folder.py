@@ -298,9 +298,11 @@ class Folder:
         return bool(row and row[0])
 
     async def _notify(self, conn: psycopg.AsyncConnection[Any], ids: list[Any] | None) -> None:
-        payload = "*" if ids is None else ",".join(str(i) for i in ids)
-        if len(payload) > NOTIFY_MAX_CHARS:
-            payload = "*"
+        # Named after the schema (DB_SCHEMA, as cache/ compares it): every schema's service in the
+        # database listens on this channel.
+        payload = f"{self.schema}:" + ("*" if ids is None else ",".join(str(i) for i in ids))
+        if len(payload.encode()) > NOTIFY_MAX_CHARS:
+            payload = f"{self.schema}:*"
         await conn.execute(QUERIES["notify"], {"ids": payload})
         # This process's cache learns it from its own listener too; dropping the runs now spares
         # the round trip for the writer's next read.

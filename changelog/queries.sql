@@ -111,5 +111,6 @@ INSERT INTO migration_api_log_alive (alive) VALUES (true);
 UPDATE migration_api_machinery SET rollups_ready = true, search_ready = true, rebuilt_at = now(), note = NULL;
 
 -- name: notify
--- The runs whose cached copies every process drops ('*': all of them).
+-- The runs whose cached copies every process of this schema's service drops: `schema:id,id,...`
+-- (`schema:*`: all of them).
 SELECT pg_notify('migration_api_runs', %(ids)s);

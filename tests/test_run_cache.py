@@ -97,6 +97,29 @@ def test_a_read_from_before_a_notice_is_not_stored_after_it() -> None:
     assert cache.get("run", run_id) is None
 
 
+def test_notices_of_another_schema_are_skipped() -> None:
+    """Every schema's service in a database hears one channel: a notice names its schema, and
+    another schema's neither drops a run nor keeps a read in flight from being stored."""
+    cache = RunCache(1024, "migr")
+    cache.listening = True
+    cache.fresh = True
+    run_id = uuid.uuid4()
+    cache.put("run", run_id, b"{}", '"t"', cache.generation)
+    generation = cache.generation
+    cache.apply_notice(f"public:{run_id}")
+    cache.apply_notice("public:*")
+    assert cache.generation == generation
+    assert cache.get("run", run_id) == (b"{}", '"t"')
+    cache.apply_notice(f"migr:{uuid.uuid4()},{run_id}")
+    assert cache.get("run", run_id) is None
+    cache.put("run", run_id, b"{}", '"t"', cache.generation)
+    cache.apply_notice("migr:*")
+    assert len(cache) == 0
+    cache.put("run", run_id, b"{}", '"t"', cache.generation)
+    cache.apply_notice(str(run_id))  # from a process of an older version: no schema, counts for all
+    assert cache.get("run", run_id) is None
+
+
 def test_the_cache_is_bounded_by_bytes() -> None:
     cache = RunCache(8 * 100)
     cache.listening = True
