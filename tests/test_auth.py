@@ -157,6 +157,28 @@ def test_closing_an_open_path_makes_it_want_read(settings: Settings, db: psycopg
         assert client.get("/health", headers=bearer(TOKENS["read"])).status_code == 200
 
 
+def test_options_needs_no_key(settings: Settings, db: psycopg.Connection[Any]) -> None:
+    """A browser sends no Authorization header with OPTIONS: without CORS settings Litestar's own
+    OPTIONS answer (the allowed methods) passes the authentication middleware; with them, its CORS
+    middleware answers the preflight. The request that follows still needs its key."""
+    with TestClient(app=create_app(keyed_settings(settings))) as client:
+        allowed = client.options(API)
+        assert allowed.status_code == 204
+        assert "OPTIONS" in allowed.headers["allow"]
+    origin = "https://ui.example.com"
+    preflight = {
+        "Origin": origin,
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    with TestClient(app=create_app(keyed_settings(settings, cors_allow_origins=(origin,)))) as client:
+        answer = client.options(API, headers=preflight)
+        assert answer.status_code == 204
+        assert answer.headers["access-control-allow-origin"] == origin
+        assert client.get(API, headers={"Origin": origin}).status_code == 401
+        assert client.get(API, headers={"Origin": origin, **bearer(TOKENS["read"])}).status_code == 200
+
+
 def test_open_mode_warns_and_lets_everyone_in(
     settings: Settings, db: psycopg.Connection[Any], caplog: pytest.LogCaptureFixture
 ) -> None:
