@@ -18,7 +18,10 @@
 #
 # Environment: RUNS, PERF (default ../shared/perf), PERF_HOME (the instruments' state),
 # BENCH_REPEAT (passes per side at c32 and of the write benchmark, default 2), BENCH_DURATION
-# (seconds, default 10), BENCH_ENDPOINTS (comma list of names to run, default all below),
+# (seconds, default 10), BENCH_WARMUP (seconds of warm-up per endpoint and pass, both sides, default
+# 20: each pass starts a fresh server, and the service's read cache starts empty; the id-based
+# endpoints draw from 10,000 run ids, which a slow machine's 3 s warm-up does not cover, so the
+# measurement would depend on the machine's speed), BENCH_ENDPOINTS (comma list of names to run, default all below),
 # BENCH_WRITE_RUNS (runs preloaded for the write benchmark, default 100000; 0 skips it),
 # BENCH_WORKERS (the service's uvicorn worker processes, default 1), BENCH_PGBOUNCER=1 (the service
 # reaches PostgreSQL through a PgBouncer in transaction mode, bench/pgbouncer.py, with
@@ -30,6 +33,7 @@ PERF=${PERF:-$ROOT/../shared/perf}
 RUNS=${RUNS:-1000000}
 REPEAT=${BENCH_REPEAT:-2}
 DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-20}
 WRITE_RUNS=${BENCH_WRITE_RUNS:-100000}
 WORKERS=${BENCH_WORKERS:-1}
 export RUNS
@@ -105,17 +109,18 @@ fi
 CMD="$SERVICE_ENV LOG_LEVEL=WARNING exec $ROOT/.venv/bin/uvicorn app:app --host 127.0.0.1 --port \$PORT --no-access-log --workers $WORKERS"
 RESULTS="$PERF_HOME/results"
 mkdir -p "$RESULTS"
-FIRST_LINE=$(( $(wc -l < "$RESULTS/results.jsonl" 2>/dev/null || echo 0) + 1 ))
+touch "$RESULTS/results.jsonl"
+FIRST_LINE=$(( $(wc -l < "$RESULTS/results.jsonl") + 1 ))
 RSS_LOG=$(mktemp)
 .venv/bin/python bench/rss_sampler.py "$ROOT/.venv/bin/uvicorn app:app" > "$RSS_LOG" &
 SAMPLER=$!
 
-echo "== 3a. compare at 32 connections ($REPEAT passes per side, ${DURATION}s per endpoint)"
+echo "== 3a. compare at 32 connections ($REPEAT passes per side, ${DURATION}s per endpoint after ${WARMUP}s of warm-up)"
 "$PERF/bench.sh" compare --cmd "$CMD" --label migration-api --endpoints "$ENDPOINTS" \
-  --conns 32 --repeat "$REPEAT" --duration "$DURATION" --keep-pg
+  --conns 32 --repeat "$REPEAT" --duration "$DURATION" --warmup "$WARMUP" --keep-pg
 echo "== 3b. compare at 1 connection (service latency)"
 "$PERF/bench.sh" compare --cmd "$CMD" --label migration-api --endpoints "$ENDPOINTS" \
-  --conns 1 --threads 1 --repeat 1 --duration "$DURATION" --keep-pg
+  --conns 1 --threads 1 --repeat 1 --duration "$DURATION" --warmup "$WARMUP" --keep-pg
 
 kill "$SAMPLER" 2>/dev/null || true
 wait "$SAMPLER" 2>/dev/null || true
