@@ -128,6 +128,28 @@ class RunQuery:
     def is_unfiltered(self) -> bool:
         return not _filter_conditions(self)
 
+    def cache_key(self) -> tuple[Any, ...]:
+        """Everything that decides the page: the read cache's key for it (cache/)."""
+        return (
+            self.statuses,
+            self.record_types,
+            self.file_path,
+            self.success,
+            self.created_after,
+            self.created_before,
+            self.updated_after,
+            self.updated_before,
+            self.completed_after,
+            self.completed_before,
+            self.min_duration,
+            self.max_duration,
+            self.q,
+            self.sort,
+            self.limit,
+            self.offset,
+            self.cursor,
+        )
+
     def query_hash(self) -> str:
         """Identifies the filters and sort, so that a cursor is only used with the query that made it."""
         parts = [_filter_conditions(self), self.q, str(self.sort)]

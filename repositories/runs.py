@@ -160,13 +160,26 @@ class RunsRepository:
         With the read cache on, the query selects only each row's sort key and id (an index-only
         scan for the list) and the page is assembled from the runs' cached JSON, which the cache
         keeps exact (cache/); the runs it lacks are read in one more statement and cached.
-        A dashboard polling the newest runs then costs PostgreSQL an index probe and the service a
-        byte join. Without the cache, whole rows come in the one statement.
+        The cache also keeps the finished page until the next change anywhere, so a dashboard
+        polling the newest runs between changes costs no round trip; after a change, PostgreSQL an
+        index probe and the service a byte join. Without the cache, whole rows come in the one
+        statement.
         """
         cursor = query.decode_cursor()
         cache = self.cache if self.cache is not None and self.cache.enabled else None
+        if cache is None:
+            return await self._page(query, cursor, None, 0)
+        # The whole page, when nothing changed since it was read (cache/).
+        key = query.cache_key()
+        page: Page | None = cache.get_page(key)
+        if page is None:
+            generation = cache.generation
+            page = await self._page(query, cursor, cache, generation)
+            cache.put_page(key, page.body, page, generation)
+        return page
+
+    async def _page(self, query: RunQuery, cursor: Cursor | None, cache: RunCache | None, generation: int) -> Page:
         columns = query.key_columns if cache is not None else RUN_COLUMNS
-        generation = cache.generation if cache is not None else 0
         conn = await self.work.connection()
         # Binary rows: PostgreSQL sends and psycopg's C loaders read them for the least CPU on
         # both sides (which share this machine's cores). A timestamp they cannot read comes

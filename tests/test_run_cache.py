@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 from litestar.testing import TestClient
 
-from cache import RunCache
-from tests.helpers import eventually, insert_state, run_body
+from cache import PAGE_ENTRIES, RunCache
+from tests.helpers import eventually, insert_run, insert_state, run_body
 
 # Time bounds (freshness, an engine never held up): run alone by `make test`, never beside other tests.
 pytestmark = pytest.mark.timing
@@ -59,6 +60,10 @@ def test_the_writer_reads_its_own_write_at_once(client: TestClient[Any], monkeyp
     posted = client.post(f"{API}/{run['id']}/states", json={"step_name": "read", "state_data": {}})
     assert posted.status_code == 201
     assert [s["step_name"] for s in client.get(f"{API}/{run['id']}/states").json()] == ["read"]
+    # the list page read before a write is not served after it: the new run heads the next read
+    assert client.get(API).json()[0]["id"] == run["id"]
+    newer = client.post(API, json=run_body()).json()
+    assert client.get(API).json()[0]["id"] == newer["id"]
     assert client.delete(f"{API}/{run['id']}", params={"force": "true"}).status_code == 204
     assert client.get(f"{API}/{run['id']}").status_code == 404
 
@@ -146,3 +151,38 @@ def test_list_pages_assembled_from_the_cache_see_every_write(
     assert client.patch(f"{API}/{run['id']}", json={"error_message": "patched"}).status_code == 200
     assert client.get(API).json()[0]["error_message"] == "patched"
     assert client.get(f"{API}/search", params={"q": run["file_path"]}).json()[0]["error_message"] == "patched"
+
+
+def test_a_page_is_kept_until_the_next_change_anywhere() -> None:
+    cache = RunCache(64 * 1024)
+    cache.listening = True
+    cache.fresh = True
+    generation = cache.generation
+    cache.put_page("newest", b"[1]", "page", generation)
+    assert cache.get_page("newest") == "page"
+    cache.invalidate([uuid.uuid4()])  # a change to any run: every page may differ now
+    assert cache.get_page("newest") is None
+    cache.put_page("newest", b"[1]", "read before the change", generation)
+    assert cache.get_page("newest") is None
+    cache.put_page("newest", b"[2]", "page", cache.generation)
+    cache.apply_notice("*")
+    assert cache.get_page("newest") is None
+    for n in range(PAGE_ENTRIES + 5):
+        cache.put_page(n, b"[]", n, cache.generation)
+    assert cache.get_page(0) is None
+    assert cache.get_page(PAGE_ENTRIES + 4) == PAGE_ENTRIES + 4
+    cache.put_page("huge", b"x" * (64 * 1024 // 8 + 1), "huge", cache.generation)
+    assert cache.get_page("huge") is None
+    cache.fresh = False  # rebuilding: nothing is served
+    assert cache.get_page(PAGE_ENTRIES + 4) is None
+
+
+def test_a_cached_list_page_shows_an_engines_new_run_after_its_fold(
+    client: TestClient[Any], db: psycopg.Connection[Any]
+) -> None:
+    cache_of(client)
+    client.post(API, json=run_body())
+    first = client.get(API, params={"limit": 5}).content
+    assert client.get(API, params={"limit": 5}).content == first
+    engine_run = insert_run(db, created_at=datetime.now(UTC) + timedelta(days=1))
+    assert eventually(lambda: client.get(API, params={"limit": 5}).json()[0]["id"] == engine_run)
