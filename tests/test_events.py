@@ -38,6 +38,9 @@ class Stream:
         self.comments = 0
         self.drops = 0
         self.status: int | None = None
+        # How each connection after the first ended when it was not a stream (status and body),
+        # or the exception that ended the reader: shown when `wait_for` gives up.
+        self.failures: list[str] = []
         self.opened = threading.Event()
         self._closed = False
         self._response: httpx.Response | None = None
@@ -46,10 +49,14 @@ class Stream:
         assert self.opened.wait(10), f"{url}: no response"
 
     def _read(self) -> None:
-        with httpx.Client(timeout=httpx.Timeout(10, read=30)) as http:
-            while not self._closed and self._read_once(http):
-                self.drops += 1
-                self.headers["Last-Event-ID"] = self.messages[-1]["sse_id"]
+        try:
+            with httpx.Client(timeout=httpx.Timeout(10, read=30)) as http:
+                while not self._closed and self._read_once(http):
+                    self.drops += 1
+                    self.headers["Last-Event-ID"] = self.messages[-1]["sse_id"]
+        except Exception as exc:
+            self.failures.append(f"reader ended: {exc!r}")
+            raise
 
     def _read_once(self, http: httpx.Client) -> bool:
         """Read until the stream ends; True when the server dropped this client."""
@@ -57,6 +64,8 @@ class Stream:
             self._response = response
             self.status = response.status_code
             self.opened.set()
+            if response.status_code != 200 and self.drops:
+                self.failures.append(f"reconnect {self.drops}: {response.status_code} {response.read()[:300]!r}")
             fields: dict[str, str] = {}
             try:
                 for line in response.iter_lines():
@@ -79,7 +88,10 @@ class Stream:
     def wait_for(self, done: Callable[[list[Message]], bool], timeout: float = 5.0) -> list[Message]:
         deadline = time.monotonic() + timeout
         while not done(self.messages):
-            assert time.monotonic() < deadline, f"{self.url}: got only {[m.get('kind') for m in self.messages]}"
+            assert time.monotonic() < deadline, (
+                f"{self.url}: got only {len(self.messages)} messages {[m.get('kind') for m in self.messages[-20:]]} "
+                f"(last ones), {self.drops} drops, {self.failures}"
+            )
             time.sleep(0.02)
         return list(self.messages)
 
