@@ -83,7 +83,7 @@ async def database_lifespan(app: Litestar) -> AsyncIterator[None]:
         await check_pooled_schema(pool, settings)
         app.state.pool = pool
         app.state.embedded = embedded
-        app.state.keyring.pool = pool
+        app.state.keyring.attach(pool)
         tasks: list[asyncio.Task[None]] = app.state.background_tasks
         # The heartbeat asks the server itself: behind a pooler, a second's wait in its queue under
         # load is no outage, and answering everyone 503 for it would be.

@@ -3,6 +3,7 @@ compares the key's scopes with the scope the operation declares (`opt["scope"]`)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -52,6 +53,17 @@ class KeyRing:
         self.pool: AsyncConnectionPool | None = None
         self._found: dict[str, tuple[float, Principal | None]] = {}
         self._table_has_keys: tuple[float, bool] | None = None
+        # One table read at a time: when an answer expires under a burst of requests, the first
+        # reads it again and the others wait for that answer, instead of each taking a pooled
+        # connection (a thousand event streams opened at once emptied the pool: 503s).
+        self._reading = asyncio.Lock()
+
+    def attach(self, pool: AsyncConnectionPool) -> None:
+        """Read the key table through `pool` (at each start of the app, in its event loop, to
+        which the lock then belongs)."""
+        self.pool = pool
+        self._reading = asyncio.Lock()
+        self.forget()
 
     def forget(self) -> None:
         """Drop every cached answer (after a key was created or revoked in this process)."""
@@ -63,34 +75,43 @@ class KeyRing:
         key leaves the service keyed: nobody gets in until a new key is made)."""
         if self.configured:
             return True
-        now = time.monotonic()
-        if self._table_has_keys is not None and self._table_has_keys[0] > now:
-            return self._table_has_keys[1]
-        assert self.pool is not None
-        # The pool's, not the request's unit of work: the middleware runs before dependencies exist.
-        async with self.pool.connection() as conn:
-            answer = await store.any_key(conn)
-        self._table_has_keys = (now + self.cache_seconds, answer)
-        return answer
+        known = self._table_has_keys
+        if known is not None and known[0] > time.monotonic():
+            return known[1]
+        async with self._reading:
+            known = self._table_has_keys
+            now = time.monotonic()
+            if known is not None and known[0] > now:
+                return known[1]  # read by the request this one waited for
+            assert self.pool is not None
+            # The pool's, not the request's unit of work: the middleware runs before dependencies exist.
+            async with self.pool.connection() as conn:
+                answer = await store.any_key(conn)
+            self._table_has_keys = (now + self.cache_seconds, answer)
+            return answer
 
     async def lookup(self, token: str) -> Principal | None:
         digest = hash_token(token, self.pepper)
         configured = self.configured.get(digest)
         if configured is not None:
             return Principal(name=configured.name, scopes=frozenset(configured.scopes))
-        now = time.monotonic()
         cached = self._found.get(digest)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        assert self.pool is not None
-        # The pool's, not the request's unit of work: the middleware runs before dependencies exist.
-        async with self.pool.connection() as conn:
-            row = await store.find_active(conn, digest)
-        principal = None if row is None else Principal(name=row[0], scopes=frozenset(row[1]))
-        if len(self._found) >= CACHE_MAX_ENTRIES:
-            self._found.clear()
-        self._found[digest] = (now + self.cache_seconds, principal)
-        return principal
+        async with self._reading:
+            cached = self._found.get(digest)
+            now = time.monotonic()
+            if cached is not None and cached[0] > now:
+                return cached[1]  # read by the request this one waited for
+            assert self.pool is not None
+            # The pool's, not the request's unit of work: the middleware runs before dependencies exist.
+            async with self.pool.connection() as conn:
+                row = await store.find_active(conn, digest)
+            principal = None if row is None else Principal(name=row[0], scopes=frozenset(row[1]))
+            if len(self._found) >= CACHE_MAX_ENTRIES:
+                self._found.clear()
+            self._found[digest] = (now + self.cache_seconds, principal)
+            return principal
 
 
 def _unauthorized(detail: str, error: str | None = None) -> NotAuthorizedException:

@@ -5,6 +5,7 @@ OpenAPI document's security; tokens never in answers or logs."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
@@ -22,11 +23,12 @@ from litestar.testing import TestClient
 from prometheus_client import REGISTRY
 
 from app import create_app
-from auth import SCOPES, SECURITY_SCHEME
+from auth import SCOPES, SECURITY_SCHEME, store
 from auth.__main__ import main as keys_command
-from auth.access import open_path_patterns
+from auth.access import KeyRing, open_path_patterns
 from auth.tokens import parse_api_keys
 from config import DEFAULT_OPEN_PATHS, Settings
+from db.pool import create_pool
 from tests.helpers import FoldedClient, make_settings, run_body
 
 API = "/api/v1/migrations"
@@ -288,3 +290,35 @@ def test_refused_answers_are_counted_under_their_own_status(keyed: TestClient[An
     assert refused.headers["x-request-id"] == "refused-1"
     assert refused.headers["www-authenticate"].startswith("Bearer")
     assert "API key is required" in refused.json()["detail"]
+
+
+async def test_a_burst_after_the_answer_expired_reads_the_key_table_once(
+    settings: Settings, db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thousand event streams opened at once, each reading the key table on its own pooled
+    connection, emptied the pool (503s): concurrent checks wait for the one read instead."""
+    reads: list[str] = []
+    real_any_key, real_find_active = store.any_key, store.find_active
+
+    async def any_key(conn: Any) -> bool:  # the real query, slowed so that the burst overlaps it
+        reads.append("any_key")
+        await asyncio.sleep(0.05)
+        return await real_any_key(conn)
+
+    async def find_active(conn: Any, digest: str) -> Any:
+        reads.append("find_active")
+        await asyncio.sleep(0.05)
+        return await real_find_active(conn, digest)
+
+    monkeypatch.setattr(store, "any_key", any_key)
+    monkeypatch.setattr(store, "find_active", find_active)
+    pool = create_pool(settings.database_url or "", settings)
+    await pool.open(wait=True)
+    try:
+        ring = KeyRing((), "pepper", cache_seconds=60.0)
+        ring.attach(pool)
+        assert await asyncio.gather(*(ring.keyed() for _ in range(50))) == [False] * 50
+        assert await asyncio.gather(*(ring.lookup("no-such-token") for _ in range(50))) == [None] * 50
+        assert reads == ["any_key", "find_active"]
+    finally:
+        await pool.close()
