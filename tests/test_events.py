@@ -143,6 +143,16 @@ def health(base: str) -> dict[str, Any]:
     return body
 
 
+def wait_for_no_streams(base: str) -> None:
+    """Wait until the server counts no stream: an earlier test's streams, closed by its client, stay
+    counted until the server notices (its next write, a heartbeat; later on a loaded machine), and a
+    count taken meanwhile drops under a test's feet."""
+    deadline = time.monotonic() + 5
+    while health(base)["events"]["clients"] != 0:
+        assert time.monotonic() < deadline, "earlier streams are still counted"
+        time.sleep(0.05)
+
+
 def test_api_and_engine_writes_arrive_in_order_with_their_fields(
     events_server: str, db: psycopg.Connection[Any], streams: list[Stream]
 ) -> None:
@@ -302,10 +312,7 @@ def test_notices_of_another_schemas_service_are_not_taken_for_this_ones(
     """Every schema's service in a database announces its events on the same channel: a service
     of another schema (its ids far ahead of ours), or of an older version (which names no schema),
     must not move this one's position past its own events, or its streams would skip them."""
-    deadline = time.monotonic() + 5
-    while health(events_server)["events"]["clients"] != 0:  # with no stream open, it reads no events
-        assert time.monotonic() < deadline, "earlier streams are still counted"
-        time.sleep(0.05)
+    wait_for_no_streams(events_server)  # with no stream open, it reads no events
     ahead = 2**62
     db.execute("SELECT pg_notify('migration_api_events', %s)", (f"another_schema:{ahead}",))
     db.execute("SELECT pg_notify('migration_api_events', %s)", (str(ahead),))
@@ -330,7 +337,8 @@ def test_notices_of_another_schemas_service_are_not_taken_for_this_ones(
 def test_a_slow_client_is_dropped_and_never_delays_the_others(
     events_server: str, db: psycopg.Connection[Any], streams: list[Stream]
 ) -> None:
-    clients_before = health(events_server)["events"]["clients"]
+    wait_for_no_streams(events_server)
+    clients_before = 0
     host, port = events_server.removeprefix("http://").split(":")
     stalled = socket.socket()
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -363,7 +371,8 @@ def test_a_slow_client_is_dropped_and_never_delays_the_others(
 
 
 def test_closed_streams_free_their_place(events_server: str, streams: list[Stream]) -> None:
-    before = health(events_server)["events"]["clients"]
+    wait_for_no_streams(events_server)
+    before = 0
     opened = [open_stream(streams, f"{events_server}/api/v1/events") for _ in range(5)]
     assert health(events_server)["events"]["clients"] == before + 5
     assert stream_clients_metric(events_server) == before + 5
