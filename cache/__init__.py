@@ -169,6 +169,11 @@ class RunCache:
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def pages(self) -> int:
+        """Whole pages held (for /metrics)."""
+        return len(self._pages)
+
     def apply_notice(self, payload: str) -> None:
         """Drop the runs a notice names: `schema:id,id,...`, or `schema:*` for all of them.
 

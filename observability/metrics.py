@@ -159,6 +159,7 @@ class _ServiceCollector(Collector):
             hits.add_metric(["miss"], cache.misses)
             yield hits
             yield GaugeMetricFamily(f"{PREFIX}_cache_entries", "Bodies held by the read cache", value=len(cache))
+            yield GaugeMetricFamily(f"{PREFIX}_cache_pages", "Whole list pages the read cache holds", value=cache.pages)
             yield GaugeMetricFamily(f"{PREFIX}_cache_enabled", "1 while the read cache serves", value=cache.enabled)
         hub = getattr(state, "hub", None)
         if hub is not None:

@@ -24,10 +24,11 @@ import binascii
 import contextlib
 import hashlib
 import math
+import operator
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Final
 
@@ -129,26 +130,9 @@ class RunQuery:
         return not _filter_conditions(self)
 
     def cache_key(self) -> tuple[Any, ...]:
-        """Everything that decides the page: the read cache's key for it (cache/)."""
-        return (
-            self.statuses,
-            self.record_types,
-            self.file_path,
-            self.success,
-            self.created_after,
-            self.created_before,
-            self.updated_after,
-            self.updated_before,
-            self.completed_after,
-            self.completed_before,
-            self.min_duration,
-            self.max_duration,
-            self.q,
-            self.sort,
-            self.limit,
-            self.offset,
-            self.cursor,
-        )
+        """Everything that decides the page (every field, so a filter added later is part of it):
+        the read cache's key for it (cache/)."""
+        return _query_fields(self)
 
     def query_hash(self) -> str:
         """Identifies the filters and sort, so that a cursor is only used with the query that made it."""
@@ -180,6 +164,9 @@ class RunQuery:
         """A next-page token after the row with these `key_columns` values."""
         token = msgspec.json.encode(Cursor(CURSOR_VERSION, self.query_hash(), rank, [_cursor_value(v) for v in values]))
         return base64.urlsafe_b64encode(token).rstrip(b"=").decode()
+
+
+_query_fields: Final = operator.attrgetter(*(f.name for f in fields(RunQuery)))
 
 
 def like_pattern(term: str) -> str:
