@@ -92,6 +92,18 @@ class RunCache:
     def get(self, kind: str, run_id: uuid.UUID) -> tuple[bytes, str] | None:
         return self.get_many(kind, (run_id,))[0]
 
+    def hit(self, kind: str, run_id: uuid.UUID) -> tuple[bytes, str] | None:
+        """The cached body and tag, counting only a hit: a caller that finds nothing goes on to a
+        reader that looks again (`get`) and counts the miss once (controllers/cached_runs.py)."""
+        if not self.enabled:
+            return None
+        key = (kind, run_id.int)
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+            self.hits += 1
+        return item
+
     def get_many(self, kind: str, run_ids: Sequence[uuid.UUID]) -> list[tuple[bytes, str] | None]:
         """The cached body and tag of each run, in order (None where it holds none)."""
         if not self.enabled:

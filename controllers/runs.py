@@ -13,6 +13,7 @@ from litestar.params import JSONBody, QueryParameter
 import lifecycle
 import run_rules
 from auth import ADMIN, READ, WRITE, requires
+from controllers.cached_runs import CachedRunAnswer
 from controllers.protocol import (
     COMMIT_POSITION_HEADER,
     ETAG_HEADER,
@@ -113,6 +114,7 @@ class RunsController(Controller):
         summary="Get one run",
         responses={**error_responses(404), 304: NOT_MODIFIED},
         response_headers=[ETAG_HEADER],
+        middleware=[CachedRunAnswer],
     )
     async def get_run(
         self,

@@ -29,7 +29,7 @@ from auth.access import KeyRing, open_path_patterns
 from auth.tokens import parse_api_keys
 from config import DEFAULT_OPEN_PATHS, Settings
 from db.pool import create_pool
-from tests.helpers import FoldedClient, make_settings, run_body
+from tests.helpers import FoldedClient, eventually, make_settings, run_body
 
 API = "/api/v1/migrations"
 TOKENS = {scope: f"test-{scope}-token-{uuid.uuid4().hex}" for scope in SCOPES}
@@ -141,6 +141,24 @@ def test_each_operation_wants_its_scope(
     assert allowed.status_code not in {401, 403}, allowed.text
     if method in {"GET", "DELETE"}:
         assert 200 <= allowed.status_code < 300, allowed.text
+
+
+def test_a_cached_run_still_wants_its_scope(keyed: TestClient[Any]) -> None:
+    """A run the read cache holds is answered before the handler (controllers/cached_runs.py), but
+    after authentication and the rate limit: the same refusals as an uncached read."""
+    run = keyed.post(API, json=run_body(), headers=bearer(ALL_TOKEN)).json()["id"]
+    cache = keyed.app.state.run_cache
+    assert cache is not None
+    assert eventually(lambda: cache.enabled)
+    for _ in range(2):
+        assert keyed.get(f"{API}/{run}", headers=bearer(TOKENS["read"])).status_code == 200
+    hits = cache.hits
+    assert keyed.get(f"{API}/{run}").status_code == 401
+    assert keyed.get(f"{API}/{run}", headers=bearer(TOKENS["write"])).status_code == 403
+    assert keyed.get(f"{API}/{run}", headers=bearer("not-a-key-" + uuid.uuid4().hex)).status_code == 401
+    assert cache.hits == hits
+    assert keyed.get(f"{API}/{run}", headers=bearer(TOKENS["read"])).json()["id"] == run
+    assert cache.hits == hits + 1
 
 
 def test_open_paths_need_no_key(keyed: TestClient[Any]) -> None:

@@ -187,3 +187,74 @@ def test_a_cached_list_page_shows_an_engines_new_run_after_its_fold(
     assert "migration_api_cache_pages " in client.get("/metrics").text
     engine_run = insert_run(db, created_at=datetime.now(UTC) + timedelta(days=1))
     assert eventually(lambda: client.get(API, params={"limit": 5}).json()[0]["id"] == engine_run)
+
+
+class _CountedReads:
+    """Wraps `RunsRepository.get_encoded` (the handler's read) to count the requests that reached
+    the handler: a run the read cache holds is answered before it (controllers/cached_runs.py)."""
+
+    def __init__(self, monkeypatch: Any) -> None:
+        from repositories.runs import RunsRepository
+
+        self.calls = 0
+        original = RunsRepository.get_encoded
+
+        async def counted(repo: RunsRepository, run_id: uuid.UUID) -> Any:
+            self.calls += 1
+            return await original(repo, run_id)
+
+        monkeypatch.setattr(RunsRepository, "get_encoded", counted)
+
+
+def _answer(response: Any) -> tuple[int, bytes, dict[str, str]]:
+    headers = {k: v for k, v in response.headers.items() if k not in {"date", "x-request-id", "server"}}
+    return response.status_code, response.content, headers
+
+
+def test_a_cached_run_is_answered_before_the_handler_exactly_as_the_handler_answers(
+    client: TestClient[Any], monkeypatch: Any
+) -> None:
+    cache = cache_of(client)
+    reads = _CountedReads(monkeypatch)
+    run = client.post(API, json=run_body()).json()
+    url = f"{API}/{run['id']}"
+    by_handler = client.get(url)
+    assert reads.calls == 1
+    tag = by_handler.headers["etag"]
+    hits = cache.hits
+    from_cache = client.get(url)
+    assert reads.calls == 1, "a cached run reached the handler"
+    assert cache.hits == hits + 1
+    assert _answer(from_cache) == _answer(by_handler)
+
+    # 304 for a matching If-None-Match, as the handler answers it (the cache emptied first)
+    not_modified = client.get(url, headers={"If-None-Match": f'"x", W/{tag}'})
+    assert reads.calls == 1
+    cache.clear()
+    handler_304 = client.get(url, headers={"If-None-Match": f'"x", W/{tag}'})
+    assert reads.calls == 2
+    assert not_modified.status_code == handler_304.status_code == 304
+    assert _answer(not_modified) == _answer(handler_304)
+    assert client.get(url, headers={"If-None-Match": '"other"'}).content == by_handler.content
+    assert client.get(url, headers=[("If-None-Match", '"other"'), ("If-None-Match", tag)]).status_code == 304
+    assert reads.calls == 2
+
+
+def test_the_handler_answers_what_the_cache_does_not_plainly_hold(client: TestClient[Any], monkeypatch: Any) -> None:
+    cache_of(client)
+    reads = _CountedReads(monkeypatch)
+    run = client.post(API, json=run_body()).json()
+    url = f"{API}/{run['id']}"
+    client.get(url)
+    assert reads.calls == 1
+    # a query string: the handler's input checks apply (a NUL is refused, whatever the route)
+    assert client.get(url, params={"x": "1"}).status_code == 200
+    assert client.get(url, params={"x": "a\x00b"}).status_code == 400
+    assert reads.calls == 2
+    # not a UUID: the handler's 400; an unknown run: its 404
+    assert client.get(f"{API}/not-a-uuid").status_code == 400
+    assert client.get(f"{API}/{uuid.uuid4()}").status_code == 404
+    assert reads.calls == 3
+    # an upper-case id names the same cached run
+    assert client.get(url.upper().replace("/API/V1/MIGRATIONS", API)).json()["id"] == run["id"]
+    assert reads.calls == 3
