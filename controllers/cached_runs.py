@@ -9,8 +9,9 @@ middleware runs after routing and after the app's middlewares (request log, metr
 authentication, rate limit), so a hit is still logged, counted, authorised and budgeted; it
 answers only a plain hit and hands everything else to the handler unchanged:
 
-- a query string (the handler's input checks apply to it), an id that is not a UUID (the
-  handler's 400), a cache that is off or holds no such run.
+- a query string (the handler's input checks apply to it), an id that is not a UUID, an
+  `If-None-Match` longer than its documented limit (the handler's 400 for both), a cache that is
+  off or holds no such run.
 
 On a hit it sends what the handler sends for the same cached body: 200 with the body and its
 `ETag`, or 304 with the `ETag` when `If-None-Match` names it (the same `etag_matches` rule).
@@ -30,7 +31,7 @@ from typing import Final
 
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
-from controllers.protocol import etag_matches
+from controllers.protocol import ETAG_LIST_MAX_LENGTH, etag_matches
 
 _IF_NONE_MATCH: Final = b"if-none-match"
 _JSON: Final = (b"content-type", b"application/json")
@@ -53,14 +54,15 @@ class CachedRunAnswer:
         except ValueError:
             await self.app(scope, receive, send)
             return
-        found = cache.hit("run", run_id)
+        # Repeated headers are one comma-separated list (RFC 9110, 5.3); one longer than the
+        # parameter allows gets the handler's 400.
+        if_none_match = b", ".join(value for name, value in scope["headers"] if name == _IF_NONE_MATCH)
+        found = cache.hit("run", run_id) if len(if_none_match) <= ETAG_LIST_MAX_LENGTH else None
         if found is None:
             await self.app(scope, receive, send)
             return
         body, tag = found
         etag = (b"etag", tag.encode())
-        # Repeated headers are one comma-separated list (RFC 9110, 5.3).
-        if_none_match = b", ".join(value for name, value in scope["headers"] if name == _IF_NONE_MATCH)
         start: HTTPResponseStartEvent
         if if_none_match and etag_matches(if_none_match.decode("latin-1"), tag):
             start = {"type": "http.response.start", "status": 304, "headers": [etag]}

@@ -59,6 +59,9 @@ IdempotencyKeyHeader = Annotated[
         required=False,
     ),
 ]
+# The longest `If-Match` / `If-None-Match` accepted (a longer one is a 400; controllers/cached_runs.py
+# leaves such a request to the handler).
+ETAG_LIST_MAX_LENGTH: Final = 2000
 IfMatchHeader = Annotated[
     str | None,
     HeaderParameter(
@@ -67,7 +70,7 @@ IfMatchHeader = Annotated[
             "Apply the write only if the run's current ETag is one of these (comma-separated, `*` for any; "
             "a `W/` prefix is ignored): otherwise 412 and nothing changes. Without it the write applies."
         ),
-        max_length=2000,
+        max_length=ETAG_LIST_MAX_LENGTH,
         required=False,
     ),
 ]
@@ -76,7 +79,7 @@ IfNoneMatchHeader = Annotated[
     HeaderParameter(
         name="If-None-Match",
         description="ETag(s) the client holds: 304 with no body when the run still matches one of them",
-        max_length=2000,
+        max_length=ETAG_LIST_MAX_LENGTH,
         required=False,
     ),
 ]

@@ -251,6 +251,14 @@ def test_the_handler_answers_what_the_cache_does_not_plainly_hold(client: TestCl
     assert client.get(url, params={"x": "1"}).status_code == 200
     assert client.get(url, params={"x": "a\x00b"}).status_code == 400
     assert reads.calls == 2
+    # an If-None-Match longer than its parameter allows: the handler's 400 (schemathesis found the
+    # cached answer accepting it)
+    too_long = client.get(url, headers={"If-None-Match": "0" * 2001})
+    assert too_long.status_code == 400, too_long.text
+    assert too_long.json()["extra"][0]["key"] == "if_none_match"
+    assert reads.calls == 2
+    assert client.get(url, headers={"If-None-Match": "0" * 2000}).status_code == 200
+    assert reads.calls == 2
     # not a UUID: the handler's 400; an unknown run: its 404
     assert client.get(f"{API}/not-a-uuid").status_code == 400
     assert client.get(f"{API}/{uuid.uuid4()}").status_code == 404
