@@ -4,10 +4,10 @@ machinery runs.
 The hottest read of the API is a dashboard polling one run. A cache hit needs no database, yet
 going through the handler costs it dependency resolution (the unit of work, the repository),
 signature parsing, header parsing and a `Response` object: about two thirds of the service's CPU
-per request, measured in-process (docs/performance.md, "get_run's fast path"). This route-level
-middleware runs after routing and after the app's middlewares (request log, metrics,
-authentication, rate limit), so a hit is still logged, counted, authorised and budgeted; it
-answers only a plain hit and hands everything else to the handler unchanged:
+per request, measured in-process (docs/performance.md, "a cached run answered before the
+handler"). This route-level middleware runs after routing and after the app's middlewares (request
+log, metrics, authentication, rate limit), so a hit is still logged, counted, authorised and
+budgeted; it answers only a plain hit and hands everything else to the handler unchanged:
 
 - a query string (the handler's input checks apply to it), an id that is not a UUID, an
   `If-None-Match` longer than its documented limit (the handler's 400 for both), a cache that is
