@@ -11,6 +11,7 @@ import pytest
 from litestar.testing import TestClient
 
 from cache import PAGE_ENTRIES, RunCache
+from repositories.runs import RunsRepository
 from tests.helpers import eventually, insert_run, insert_state, run_body
 
 # Time bounds (freshness, an engine never held up): run alone by `make test`, never beside other tests.
@@ -194,8 +195,6 @@ class _CountedReads:
     the handler: a run the read cache holds is answered before it (controllers/cached_runs.py)."""
 
     def __init__(self, monkeypatch: Any) -> None:
-        from repositories.runs import RunsRepository
-
         self.calls = 0
         original = RunsRepository.get_encoded
 
