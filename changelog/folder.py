@@ -60,6 +60,9 @@ NOTIFY_MAX_CHARS: Final = 7_900
 # Events past the retention are pruned this often, at most PRUNE_ROWS per statement.
 PRUNE_INTERVAL: Final = 30.0
 PRUNE_ROWS: Final = 50_000
+# The log is vacuumed by the folder (changelog/queries.sql `vacuum_log`) at most this often while
+# rows are taken from it.
+LOG_VACUUM_INTERVAL: Final = 1.0
 DEFAULT_EVENTS_RETENTION: Final = 3600.0
 ROLLUP_TABLES: Final = (
     "migration_api_run_counts_hour",
@@ -125,6 +128,8 @@ class Folder:
         self.interval = interval
         self.events_retention = events_retention
         self._pruned_at = 0.0
+        self._log_vacuumed_at = time.monotonic()
+        self._taken_since_vacuum = 0
         # A callable (url, schema) -> None that reapplies the schema's baseline (db.schema).
         self.repair = repair
         self.lock_key = fold_lock_key(schema)
@@ -193,15 +198,18 @@ class Folder:
         if missing:
             await self._repair(f"{missing} of the service's tables or log triggers missing")
             return
+        # A rebuild stores its reason as "rebuilding: <reason>"; one cut short leaves it so.
+        stale = (note or "derived data marked stale").removeprefix("rebuilding: ")
         if not log_alive:
-            await self.rebuild("the change log was emptied (server crash or restore)" if rollups_ready else note)
+            await self.rebuild("the change log was emptied (server crash or restore)" if rollups_ready else stale)
         elif not (rollups_ready and search_ready):
-            await self.rebuild((note or "derived data marked stale").removeprefix("rebuilding: "))
+            await self.rebuild(stale)
         else:
             self._set_ready(True, True, None)
             try:
                 if backlog:
                     await self.fold()
+                await self.vacuum_log()
                 if time.monotonic() - self._pruned_at > min(PRUNE_INTERVAL, self.events_retention / 4):
                     await self.prune_events()
             except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
@@ -257,11 +265,22 @@ class Folder:
                     await self._notify(conn, None if reset else ids)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(%s)", (self.lock_key,))
+        self._taken_since_vacuum += int(count)
         if reset:
             self._set_ready(False, False, "an engine table was truncated")
         elif count >= BATCH_ROWS:
             self.kick()
         return int(count)
+
+    async def vacuum_log(self) -> bool:
+        """Vacuum the change log if rows were taken from it since LOG_VACUUM_INTERVAL; whether it did."""
+        now = time.monotonic()
+        if not self._taken_since_vacuum or now - self._log_vacuumed_at < LOG_VACUUM_INTERVAL:
+            return False
+        async with self._lock:
+            await self._require().execute(QUERIES["vacuum_log"])
+        self._log_vacuumed_at, self._taken_since_vacuum = now, 0
+        return True
 
     async def prune_events(self) -> int:
         """Delete the events past the retention (events/queries.sql `prune`); how many went."""

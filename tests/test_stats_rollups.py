@@ -281,6 +281,27 @@ def test_a_server_crash_empties_the_derived_tables_and_they_are_rebuilt(
     assert floor == newest - 1
 
 
+def test_a_crash_during_a_rebuild_is_rebuilt_for_the_same_reason(
+    client: TestClient[Any], db: psycopg.Connection[Any]
+) -> None:
+    """A rebuild cut short by a crash (or a stop) leaves its note, "rebuilding: <reason>"; the next
+    rebuild is for that reason, not for "rebuilding: rebuilding: <reason>" (as /health showed it,
+    one prefix more per interruption)."""
+    insert_run(db, status="completed", success=True, total_duration=3.0)
+    wait_folded(db)
+    db.execute(
+        "UPDATE migration_api_machinery SET rollups_ready = false, search_ready = false, "
+        "note = 'rebuilding: schema version 99 installed'; TRUNCATE migration_api_log_alive, migration_api_changes"
+    )
+    deadline = time.monotonic() + 15
+    while db.execute("SELECT rollups_ready FROM migration_api_machinery").fetchone() != (True,):
+        assert time.monotonic() < deadline, "no rebuild after the change log was emptied"
+        time.sleep(0.05)
+    resets = db.execute("SELECT name FROM migration_api_events WHERE kind = 'reset' ORDER BY id").fetchall()
+    assert [r[0] for r in resets] == ["statistics rebuilt: schema version 99 installed"]
+    assert client.get(f"{API}/stats").json()["total_migrations"] == 1
+
+
 def test_a_concurrent_writer_sees_its_rollup_changes_only_on_commit(
     client: TestClient[Any], db: psycopg.Connection[Any], settings: Any
 ) -> None:
@@ -511,3 +532,54 @@ def test_another_schemas_folder_holding_its_turn_does_not_hold_up_this_one(
         insert_run(db, status="failed", success=False, total_duration=1.5, error_message="boom")
         wait_folded(db, timeout=5.0)
         assert client.get(f"{API}/stats").json()["total_migrations"] == 1
+
+
+def test_the_folder_vacuums_its_log_so_that_engine_appends_reuse_its_pages(
+    settings: Any, db: psycopg.Connection[Any]
+) -> None:
+    """The log is emptied by DELETE, and a server may run without autovacuum (or look once a
+    minute): the folder vacuums it itself (changelog/queries.sql `vacuum_log`), so its file does
+    not grow with every row ever logged and an engine's next append lands in a freed page."""
+
+    def last_page() -> int:
+        row = db.execute("SELECT max((ctid::text::point)[0])::int FROM migration_api_changes").fetchone()
+        assert row is not None
+        assert row[0] is not None, "the log is empty"
+        return int(row[0])
+
+    def vacuums() -> int:
+        row = db.execute(
+            "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'migration_api_changes'::regclass"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    with TestClient(app=create_app(settings)) as client:
+        assert client.get("/health").status_code == 200
+        wait_folded(db)
+        with psycopg.connect(settings.database_url, autocommit=True) as holder:
+            # Hold the folder's turn while the engine logs 3,000 runs: they stay in the log together.
+            holder.execute("SELECT pg_advisory_lock(%s)", (fold_lock_key(settings.db_schema),))
+            db.execute(
+                "INSERT INTO migration_runs (id, file_path, record_type, status) "
+                "SELECT gen_random_uuid(), 'data/input/claim_' || g || '.csv', 'claim', 'running' "
+                "FROM generate_series(1, 3000) AS g"
+            )
+            filled = last_page()
+            assert filled >= 20, f"3,000 log rows fill {filled + 1} pages"
+            before = vacuums()
+            holder.execute("SELECT pg_advisory_unlock(%s)", (fold_lock_key(settings.db_schema),))
+        wait_folded(db)
+        deadline = time.monotonic() + 10
+        while vacuums() == before:
+            assert time.monotonic() < deadline, "the folder did not vacuum its log within 10 s of a fold"
+            time.sleep(0.1)
+        with psycopg.connect(
+            settings.database_url, autocommit=True, options=f"-c search_path={settings.db_schema}"
+        ) as engine:
+            # Held again so that the new row is still in the log when looked at.
+            engine.execute("SELECT pg_advisory_lock(%s)", (fold_lock_key(settings.db_schema),))
+            try:
+                insert_run(engine, status="running")
+                assert last_page() < filled, "the engine's append went to the end of the log, not to a freed page"
+            finally:
+                engine.execute("SELECT pg_advisory_unlock(%s)", (fold_lock_key(settings.db_schema),))
