@@ -283,7 +283,8 @@ class Folder:
         return True
 
     async def prune_events(self) -> int:
-        """Delete the events past the retention (events/queries.sql `prune`); how many went."""
+        """Delete the events past the retention (events/queries.sql `prune`), and vacuum them where
+        autovacuum does not (`unvacuumed`); how many went."""
         self._pruned_at = time.monotonic()
         pruned = 0
         async with self._lock:
@@ -299,9 +300,13 @@ class Folder:
                     gone = int(row[0]) if row else 0
                     pruned += gone
                     if gone < PRUNE_ROWS:
-                        return pruned
+                        break
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(%s)", (self.lock_key,))
+            # Outside the turn: other instances' folds need not wait for it.
+            if pruned and (row := await (await conn.execute(EVENTS["unvacuumed"])).fetchone()) and row[0]:
+                await conn.execute(EVENTS["vacuum"])
+        return pruned
 
     async def _take_turn(self, conn: psycopg.AsyncConnection[Any], wait: bool) -> bool:
         if wait:

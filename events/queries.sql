@@ -43,6 +43,20 @@ UPDATE migration_api_machinery SET events_floor = greatest(events_floor, (SELECT
  WHERE EXISTS (SELECT 1 FROM gone)
 RETURNING (SELECT count(*) FROM gone);
 
+-- name: unvacuumed
+-- Whether autovacuum leaves the events to the service: it is off on the server (or cannot see
+-- the table's changes without track_counts), or off for this table. Without it the space of
+-- pruned events is never reused and the table grows by every event ever made.
+SELECT NOT (current_setting('autovacuum')::bool AND current_setting('track_counts')::bool)
+    OR EXISTS (SELECT 1 FROM pg_class c, pg_options_to_table(c.reloptions) o
+                WHERE c.oid = 'migration_api_events'::regclass
+                  AND o.option_name = 'autovacuum_enabled' AND NOT o.option_value::bool);
+
+-- name: vacuum
+-- After a prune, where autovacuum does not run (`unvacuumed`); no truncation of the file's empty
+-- end (it would wait for an exclusive lock that streams' reads hold off).
+VACUUM (TRUNCATE false) migration_api_events;
+
 -- name: position
 -- Where the stream stands: events up to `floor` may be missing; `last` is the newest id.
 SELECT events_floor, greatest(events_floor, (SELECT max(id) FROM migration_api_events)),

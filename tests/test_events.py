@@ -447,3 +447,33 @@ def test_sigterm_ends_a_thousand_open_streams_within_the_graceful_timeout(
         assert time.monotonic() - started < 2.0
         # uvicorn shuts down, then raises the SIGTERM it caught again, so that its parent sees it.
         assert proc.returncode == -signal.SIGTERM
+
+
+def test_pruned_events_are_vacuumed_where_autovacuum_does_not_run(
+    settings: Settings, db: psycopg.Connection[Any]
+) -> None:
+    """Without autovacuum (off on the server, as on some, or for the table, as here) the space of
+    pruned events would never be reused: the folder vacuums the table after a prune."""
+
+    def vacuums() -> int:
+        row = db.execute(
+            "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'migration_api_events'::regclass"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    db.execute("ALTER TABLE migration_api_events SET (autovacuum_enabled = false)")
+    try:
+        before = vacuums()
+        with serve(settings.database_url or "", settings.db_schema, {"EVENTS_RETENTION_SECONDS": "1"}) as (_, base):
+            run_id = httpx.post(f"{base}{API}", json=run_body()).json()["id"]
+            deadline = time.monotonic() + 10
+            while db.execute("SELECT count(*) FROM migration_api_events WHERE run_id = %s", (run_id,)).fetchone() != (
+                0,
+            ):
+                assert time.monotonic() < deadline, "the run's events were not pruned"
+                time.sleep(0.1)
+            while vacuums() == before:
+                assert time.monotonic() < deadline, "the pruned events were not vacuumed"
+                time.sleep(0.1)
+    finally:
+        db.execute("ALTER TABLE migration_api_events RESET (autovacuum_enabled)")
